@@ -1,0 +1,43 @@
+# One task runner. `make run` installs and starts Matinee; `make test` installs and passes the tests.
+VENV    ?= .venv
+PYTHON  ?= python3
+CONFIG  ?= config.toml
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+.PHONY: run test check lint typecheck unit bench system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+system-deps:
+	bash .ci/system-deps.sh
+
+$(CONFIG):
+	cp config.example.toml $(CONFIG)
+	@echo "Created $(CONFIG) from config.example.toml: edit it to add your accounts."
+
+run: $(STAMP) $(CONFIG)
+	$(VENV)/bin/matinee serve --config $(CONFIG)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+test: system-deps $(STAMP)
+	$(MAKE) lint typecheck unit
+
+bench: system-deps $(STAMP)
+	$(PY) bench/download.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache test-output bench/out

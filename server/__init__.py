@@ -1,0 +1,1 @@
+"""The aiohttp application: config, store, services, routes and the command line."""
