@@ -92,9 +92,7 @@ def articles_for_bytes(
 ) -> list[Article]:
     """Articles for data held in memory (small test files)."""
     total = max(1, -(-len(data) // part_size))
-    salt = hashlib.sha1(name.encode() + data[:4096] + len(data).to_bytes(8, "big")).hexdigest()[
-        :12
-    ]
+    salt = hashlib.sha1(name.encode() + data[:4096] + len(data).to_bytes(8, "big")).hexdigest()[:12]
     out = []
     for part in range(1, total + 1):
         begin = (part - 1) * part_size
@@ -124,7 +122,11 @@ class NzbEntry:
     @classmethod
     def from_articles(cls, articles: Iterable[Article], subject: str | None = None) -> NzbEntry:
         arts = list(articles)
-        subj = subject if subject is not None else arts[0].subject.rsplit(" (", 1)[0] + " (1/%d)" % len(arts)
+        subj = (
+            subject
+            if subject is not None
+            else f"{arts[0].subject.rsplit(' (', 1)[0]} (1/{len(arts)})"
+        )
         return cls(subj, tuple((a.number, a.nzb_bytes, a.message_id) for a in arts))
 
 
@@ -149,7 +151,7 @@ def build_nzb(
         lines.append("  </head>")
     for entry in entries:
         lines.append(
-            f"  <file poster={quoteattr(poster)} date=\"{date}\" subject={quoteattr(entry.subject)}>"
+            f'  <file poster={quoteattr(poster)} date="{date}" subject={quoteattr(entry.subject)}>'
         )
         lines.append(f"    <groups><group>{escape(group)}</group></groups>")
         lines.append("    <segments>")

@@ -1,0 +1,607 @@
+"""A download: the files of an NZB fetched over a pool of servers into sparse files.
+
+Each configured connection is one worker coroutine that keeps ``pipelining`` BODY
+requests in flight. Decoded bytes go straight to their final offset (the decoder's
+FileWriter sink); a RangeSet per file records what is on disk, persisted for resume.
+Readers may ask for byte ranges, which jump the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import sabctools
+
+from nntp.connection import NntpConnection, ServerSpec
+from nntp.errors import AuthError, NntpError
+from nntp.nzb import Nzb, NzbFile
+from nntp.rangeset import RangeSet
+from nntp.scheduler import Scheduler, SegmentTask, State
+from nntp.state import DownloadState, FileRecord, load_state, nzb_fingerprint, save_state
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = ".matinee-download.json"
+PAR2_VOLUME = re.compile(r"\.vol\d+[+-]\d+\.par2$", re.IGNORECASE)
+MAX_TRANSIENT_ATTEMPTS = 3  # per segment and server, before it counts as failed there
+MAX_CONNECT_FAILURES = 5  # consecutive, per server, before the server is given up
+BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+IDLE_CLOSE = 30.0  # seconds an idle connection stays open
+STATE_SAVE_INTERVAL = 2.0
+DEFAULT_READAHEAD = 8 * 1024 * 1024
+# yEnc grows data by ~2 % plus headers; used to guess sizes before the first reply.
+YENC_OVERHEAD = 1.03
+
+
+class DownloadError(NntpError):
+    """The download cannot go on (every server refused, the disk failed)."""
+
+
+@dataclass(eq=False)
+class FileTask:
+    index: int
+    nzb_file: NzbFile
+    path: Path
+    tasks: list[SegmentTask]
+    ranges: RangeSet = field(default_factory=RangeSet)
+    size: int | None = None  # from =ybegin size=, once a reply arrived
+    part_size: int | None = None  # decoded bytes of a full (non-last) part
+    selected: bool = True
+    writer: sabctools.FileWriter | None = None
+    failed: set[int] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.nzb_file.name
+
+    @property
+    def estimated_size(self) -> int:
+        if self.size is not None:
+            return self.size
+        return int(self.nzb_file.bytes / YENC_OVERHEAD)
+
+    @property
+    def complete(self) -> bool:
+        return self.size is not None and self.ranges.contains(0, self.size)
+
+    def offset_of(self, index: int) -> int:
+        """Where segment ``index`` starts (exact for uniform parts, estimated before)."""
+        if self.part_size:
+            return index * self.part_size
+        before = sum(t.segment.bytes for t in self.tasks[:index])
+        total = self.nzb_file.bytes or 1
+        return int(before / total * self.estimated_size)
+
+    def tasks_for(self, start: int, end: int) -> list[SegmentTask]:
+        """The segments that cover [start, end), by estimate; callers loop until served."""
+        n = len(self.tasks)
+        if n == 0 or end <= start:
+            return []
+        if self.part_size:
+            first = min(n - 1, start // self.part_size)
+            last = min(n - 1, (end - 1) // self.part_size)
+        else:
+            first = 0
+            while first + 1 < n and self.offset_of(first + 1) <= start:
+                first += 1
+            last = first
+            while last + 1 < n and self.offset_of(last + 1) < end:
+                last += 1
+        return self.tasks[first : last + 1]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    name: str
+    path: str
+    size: int
+    complete: bool
+    missing_segments: int
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    bytes: int  # decoded bytes fetched in this run (resumed bytes not counted)
+    seconds: float
+    files: tuple[FileResult, ...]
+    missing_segments: int
+    server_errors: dict[str, str]
+
+    @property
+    def complete(self) -> bool:
+        return self.missing_segments == 0 and all(f.complete for f in self.files)
+
+
+@dataclass
+class Progress:
+    bytes_done: int = 0  # on disk, all runs
+    bytes_total: int = 0
+    bytes_this_run: int = 0
+    speed_bps: float = 0.0
+
+
+class Download:
+    """Use as ``async with Download(nzb, out_dir, servers) as dl: result = await dl.wait()``."""
+
+    def __init__(
+        self,
+        nzb: Nzb,
+        out_dir: Path,
+        servers: Sequence[ServerSpec],
+        *,
+        select: Callable[[NzbFile], bool] | None = None,
+        state_file: Path | None = None,
+    ) -> None:
+        if not servers:
+            raise DownloadError("no Usenet server is configured")
+        self.nzb = nzb
+        self.out_dir = out_dir
+        self.servers = sorted(servers, key=lambda s: s.priority)
+        priorities = sorted({s.priority for s in self.servers})
+        levels = [[s.name for s in self.servers if s.priority == p] for p in priorities]
+        self.scheduler = Scheduler(levels)
+        self.state_file = state_file or out_dir / STATE_FILE
+        choose = select or default_selection
+        self.files: list[FileTask] = []
+        for i, nf in enumerate(nzb.files):
+            path = out_dir / nf.name
+            tasks = [
+                SegmentTask(file_index=i, index=j, segment=s) for j, s in enumerate(nf.segments)
+            ]
+            self.files.append(FileTask(i, nf, path, tasks, selected=choose(nf)))
+        self.progress = Progress()
+        self.server_errors: dict[str, str] = {}
+        self._remaining = 0
+        self._complete = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._closing = False
+        self._workers: list[asyncio.Task[None]] = []
+        self._aux: list[asyncio.Task[None]] = []
+        self._connect_failures: dict[str, int] = {}
+        self._live: set[NntpConnection] = set()
+        self._state = DownloadState(nzb_fingerprint(nzb))
+        self._state_dirty = False
+        self._started = 0.0
+        self._last_rate = (0.0, 0)
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def __aenter__(self) -> Download:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._restore)
+        self._started = time.monotonic()
+        self._last_rate = (self._started, 0)
+        for f in self.files:
+            for t in f.tasks:
+                if t.state is State.DONE:
+                    continue
+                if f.selected:
+                    t.edge = t.index in (0, len(f.tasks) - 1)
+                    self._activate(t)
+                else:
+                    t.state = State.PARKED
+        self._update_totals()
+        if self._remaining == 0:
+            self._complete.set()
+        for spec in self.servers:
+            for slot in range(spec.connections):
+                self._workers.append(asyncio.create_task(self._worker(spec, slot + 1)))
+        self._aux.append(asyncio.create_task(self._saver()))
+
+    async def wait(self) -> DownloadResult:
+        """Until every selected segment is on disk or definitively missing."""
+        await self._complete.wait()
+        if self._fatal is not None:
+            raise self._fatal
+        return self.result()
+
+    async def close(self) -> None:
+        """Stop all connections, persist what is on disk, close the files."""
+        self._closing = True
+        self._complete.set()
+        self.scheduler.wake_all()
+        for t in self._workers + self._aux:
+            t.cancel()
+        await asyncio.gather(*self._workers, *self._aux, return_exceptions=True)
+        self._workers.clear()
+        self._aux.clear()
+        for f in self.files:
+            if f.writer is not None:
+                f.writer.close()
+                f.writer = None
+            f.ranges.cancel_waiters(DownloadError("the download was stopped"))
+        self._save_now()
+
+    def result(self) -> DownloadResult:
+        files = tuple(
+            FileResult(
+                name=f.name,
+                path=str(f.path),
+                size=f.size if f.size is not None else f.estimated_size,
+                complete=f.complete,
+                missing_segments=len(f.failed),
+            )
+            for f in self.files
+            if f.selected
+        )
+        return DownloadResult(
+            bytes=self.progress.bytes_this_run,
+            seconds=time.monotonic() - self._started,
+            files=files,
+            missing_segments=sum(len(f.failed) for f in self.files if f.selected),
+            server_errors=dict(self.server_errors),
+        )
+
+    # -- selection and priority --------------------------------------------------
+    def _activate(self, task: SegmentTask) -> None:
+        if task.state in (State.PARKED, State.PENDING) or task.state is State.FAILED:
+            self._remaining += 1
+            self._complete.clear()
+            self.scheduler.push(task)
+
+    def select_files(self, indexes: Sequence[int]) -> None:
+        """Add parked files (e.g. PAR2 volumes a repair needs) to the download."""
+        for i in indexes:
+            f = self.files[i]
+            if f.selected:
+                continue
+            f.selected = True
+            for t in f.tasks:
+                if t.state is State.PARKED:
+                    self._activate(t)
+        self._update_totals()
+
+    def set_file_rank(self, index: int, rank: int) -> None:
+        """Lower ranks download first (the server puts the main video first)."""
+        for t in self.files[index].tasks:
+            t.rank = rank
+            self.scheduler.reprioritise(t)
+
+    def prioritise(
+        self, index: int, start: int, end: int, readahead: int = DEFAULT_READAHEAD
+    ) -> Callable[[], None]:
+        """Move the segments covering [start, end + readahead) of a file to the front.
+
+        Returns a function that releases the priority (call it when the reader goes away).
+        """
+        f = self.files[index]
+        limit = f.size if f.size is not None else f.estimated_size
+        wanted = [
+            t for t in f.tasks_for(start, min(limit, end + readahead)) if t.state is not State.DONE
+        ]
+        for t in wanted:
+            if t.state is State.PARKED:
+                self._remaining += 1
+                self._complete.clear()
+        held = self.scheduler.want(wanted)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.scheduler.release(held)
+
+        return release
+
+    async def wait_range(self, index: int, start: int, end: int) -> None:
+        """Until [start, end) of a file is on disk, prioritising it meanwhile."""
+        f = self.files[index]
+        while not f.ranges.contains(start, end):
+            release = self.prioritise(index, start, end)
+            try:
+                # The segment estimate may be off before sizes are known: re-check when
+                # anything of this file lands, not only when the whole range does.
+                waiter = asyncio.ensure_future(f.ranges.wait(start, end))
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter), timeout=1.0)
+                except TimeoutError:
+                    pass
+                finally:
+                    if not waiter.done():
+                        waiter.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, NntpError):
+                            await waiter
+                    elif waiter.exception() is not None:
+                        raise waiter.exception()  # type: ignore[misc]
+            finally:
+                release()
+            if self._fatal is not None:
+                raise self._fatal
+
+    # -- workers -----------------------------------------------------------------
+    async def _worker(self, spec: ServerSpec, slot: int) -> None:
+        name = spec.name
+        conn: NntpConnection | None = None
+        inflight: deque[tuple[SegmentTask, asyncio.Future[sabctools.NNTPResponse]]] = deque()
+        backoff = BACKOFF_START
+        try:
+            # Workers outlive a pass: a reader or a repair may add work after completion.
+            while not self._closing and not self.scheduler.is_disabled(name):
+                task = self.scheduler.pop(name) if len(inflight) < spec.pipelining else None
+                if task is None:
+                    if inflight:
+                        assert conn is not None
+                        if not await self._settle(spec, conn, inflight):
+                            conn = None
+                            await asyncio.sleep(backoff)
+                            backoff = min(BACKOFF_MAX, backoff * 2)
+                        else:
+                            backoff = BACKOFF_START
+                        continue
+                    try:
+                        await asyncio.wait_for(self.scheduler.wait_for_work(name), IDLE_CLOSE)
+                    except TimeoutError:
+                        if conn is not None:
+                            await conn.quit()
+                            self._live.discard(conn)
+                            conn = None
+                    continue
+                if conn is None or not conn.connected:
+                    conn = NntpConnection(spec, slot)
+                    try:
+                        await conn.connect()
+                        self._connect_failures[name] = 0
+                        self._live.add(conn)
+                    except AuthError as exc:
+                        self.scheduler.retry_later(task)
+                        self._give_up_server(spec, str(exc))
+                        return
+                    except NntpError as exc:
+                        conn = None
+                        self.scheduler.retry_later(task)
+                        fails = self._connect_failures.get(name, 0) + 1
+                        self._connect_failures[name] = fails
+                        log.warning("%s: %s (attempt %d)", name, exc, fails)
+                        if fails >= MAX_CONNECT_FAILURES * spec.connections:
+                            self._give_up_server(spec, str(exc))
+                            return
+                        await asyncio.sleep(backoff)
+                        backoff = min(BACKOFF_MAX, backoff * 2)
+                        continue
+                f = self.files[task.file_index]
+                if f.writer is None:
+                    f.writer = sabctools.FileWriter(f.path)
+                inflight.append((task, conn.body(task.segment.message_id, f.writer)))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or the disk: stop the whole download, loudly
+            log.exception("download worker failed")
+            self._fail(exc)
+        finally:
+            for task, fut in inflight:
+                fut.cancel()
+                if task.state is State.IN_FLIGHT:
+                    self.scheduler.retry_later(task)
+            if conn is not None:
+                conn.close()
+                self._live.discard(conn)
+
+    async def _settle(
+        self,
+        spec: ServerSpec,
+        conn: NntpConnection,
+        inflight: deque[tuple[SegmentTask, asyncio.Future[sabctools.NNTPResponse]]],
+    ) -> bool:
+        """Wait for the oldest reply and act on it; False when the connection died."""
+        task, fut = inflight[0]
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                response = await asyncio.wait_for(asyncio.shield(fut), spec.timeout)
+                break
+            except TimeoutError:
+                if loop.time() - conn.last_activity < spec.timeout:
+                    continue  # slow but moving
+                log.warning(
+                    "%s#%d: no data for %g s, reconnecting", spec.name, conn.number, spec.timeout
+                )
+                conn.close()
+            except NntpError:
+                pass
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                response = fut.result()
+                break
+            # The connection is gone: everything in flight goes back to the queue.
+            for t, f in inflight:
+                if not f.done():
+                    f.cancel()
+                t.attempts += 1
+                if t.attempts >= MAX_TRANSIENT_ATTEMPTS:
+                    self._segment_failed(t, spec.name, "connection lost repeatedly")
+                else:
+                    self.scheduler.retry_later(t)
+            inflight.clear()
+            conn.close()
+            self._live.discard(conn)
+            return False
+        inflight.popleft()
+        self._handle(spec, task, response)
+        return True
+
+    def _handle(self, spec: ServerSpec, task: SegmentTask, r: sabctools.NNTPResponse) -> None:
+        code = r.status_code
+        f = self.files[task.file_index]
+        if code == 222:
+            if r.sink_failed:
+                err = r.sink_error
+                raise DownloadError(f"cannot write {f.path}: {err}") from err
+            good = r.bytes_decoded > 0 and (r.crc is not None or r.crc_expected is None)
+            good = good and r.part_end - r.part_begin == r.bytes_decoded
+            if good and f.size is not None and r.file_size != f.size:
+                good = False  # an article of another file: the NZB is wrong or was tampered with
+            if good and r.part_end > r.file_size:
+                good = False
+            if not good:
+                self._segment_failed(task, spec.name, "corrupt article (CRC mismatch)")
+                return
+            self._segment_done(f, task, r)
+        elif code in (423, 430):
+            self._segment_failed(task, spec.name, "missing")
+        elif code in (480, 481, 482):
+            self.scheduler.retry_later(task)
+            self._give_up_server(spec, f"{spec.name} wants a login: {r.message}")
+        elif 400 <= code < 500:
+            task.attempts += 1
+            if task.attempts >= MAX_TRANSIENT_ATTEMPTS:
+                self._segment_failed(task, spec.name, r.message or str(code))
+            else:
+                self.scheduler.retry_later(task)
+        else:
+            self._segment_failed(task, spec.name, r.message or str(code))
+
+    def _segment_done(self, f: FileTask, task: SegmentTask, r: sabctools.NNTPResponse) -> None:
+        if f.size is None:
+            f.size = r.file_size
+            if f.writer is not None and f.writer.size < r.file_size:
+                with contextlib.suppress(OSError):
+                    f.writer.preallocate(r.file_size)
+            self._update_totals()
+        if task.index < len(f.tasks) - 1 and f.part_size is None:
+            f.part_size = r.part_end - r.part_begin
+        task.state = State.DONE
+        f.ranges.add(r.part_begin, r.part_end)
+        self.progress.bytes_this_run += r.bytes_decoded
+        self.progress.bytes_done += r.bytes_decoded
+        rec = self._record(f)
+        rec.done.add(task.index)
+        self._state_dirty = True
+        self._finish_one()
+
+    def _segment_failed(self, task: SegmentTask, server: str, why: str) -> None:
+        if self.scheduler.failed_on(task, server):
+            return
+        f = self.files[task.file_index]
+        f.failed.add(task.index)
+        start = f.offset_of(task.index)
+        end = f.offset_of(task.index + 1) if task.index + 1 < len(f.tasks) else f.estimated_size
+        f.ranges.fail(start, end)
+        log.warning(
+            "%s: segment %d is missing on every server (%s)", f.name, task.segment.number, why
+        )
+        self._finish_one()
+
+    def _finish_one(self) -> None:
+        self._remaining -= 1
+        if self._remaining <= 0:
+            self._remaining = 0
+            self._complete.set()
+            self.scheduler.wake_all()
+
+    def _give_up_server(self, spec: ServerSpec, why: str) -> None:
+        if self.scheduler.is_disabled(spec.name):
+            return
+        log.error("giving up on %s: %s", spec.name, why)
+        self.server_errors[spec.name] = why
+        pending = [t for f in self.files for t in f.tasks if t.state is State.PENDING]
+        for task in self.scheduler.disable(spec.name, pending):
+            f = self.files[task.file_index]
+            f.failed.add(task.index)
+            self._finish_one()
+        if all(self.scheduler.is_disabled(s.name) for s in self.servers):
+            self._fail(DownloadError("; ".join(f"{k}: {v}" for k, v in self.server_errors.items())))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        self._complete.set()
+        self.scheduler.wake_all()
+        for f in self.files:
+            f.ranges.cancel_waiters(exc)
+
+    # -- progress and persistence ------------------------------------------------
+    def _update_totals(self) -> None:
+        self.progress.bytes_total = sum(
+            f.size if f.size is not None else f.estimated_size for f in self.files if f.selected
+        )
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return sum(1 for c in self._live if c.connected)
+
+    def rate(self) -> float:
+        """Bytes per second over the last few seconds (call it periodically)."""
+        now = time.monotonic()
+        t0, b0 = self._last_rate
+        if now - t0 >= 1.0:
+            inst = (self.progress.bytes_this_run - b0) / (now - t0)
+            self.progress.speed_bps = (
+                inst if self.progress.speed_bps == 0 else 0.5 * inst + 0.5 * self.progress.speed_bps
+            )
+            self._last_rate = (now, self.progress.bytes_this_run)
+        return self.progress.speed_bps
+
+    def _record(self, f: FileTask) -> FileRecord:
+        rec = self._state.files.get(f.name)
+        if rec is None:
+            rec = self._state.files[f.name] = FileRecord(f.name)
+        rec.size = f.size
+        rec.part_size = f.part_size
+        return rec
+
+    def _save_now(self) -> None:
+        if not self._state_dirty:
+            return
+        for f in self.files:
+            if f.name in self._state.files:
+                self._record(f).ranges = f.ranges.to_list()
+        try:
+            save_state(self.state_file, self._state)
+            self._state_dirty = False
+        except OSError as exc:
+            log.warning("cannot save download state %s: %s", self.state_file, exc)
+
+    async def _saver(self) -> None:
+        while True:
+            await asyncio.sleep(STATE_SAVE_INTERVAL)
+            self._save_now()
+
+    def _restore(self) -> None:
+        state = load_state(
+            self.state_file, self._state.fingerprint, [(f.name, len(f.tasks)) for f in self.files]
+        )
+        self._state = state
+        for f in self.files:
+            rec = state.files.get(f.name)
+            if rec is None:
+                continue
+            try:
+                on_disk = os.stat(f.path).st_size
+            except OSError:
+                del state.files[f.name]  # the file is gone: fetch it again
+                continue
+            if rec.size is None or on_disk < max((e for _, e in rec.ranges), default=0):
+                del state.files[f.name]
+                continue
+            f.size, f.part_size = rec.size, rec.part_size
+            f.ranges = RangeSet.from_list(rec.ranges)
+            for i in rec.done:
+                f.tasks[i].state = State.DONE
+            self.progress.bytes_done += f.ranges.total
+
+
+def default_selection(nzb_file: NzbFile) -> bool:
+    """Everything but PAR2 recovery volumes, which are fetched only when a repair needs them."""
+    return not PAR2_VOLUME.search(nzb_file.name)

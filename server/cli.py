@@ -1,0 +1,225 @@
+"""The `matinee` command: parse arguments, load the configuration, set up logging, and hand
+over to the web server or the download engine. No logic of its own beyond that."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from server.config import (
+    ConfigError,
+    UsenetServerConfig,
+    describe,
+    load_config,
+    parse_server_url,
+    resolve_config_path,
+    secret_values,
+)
+from server.logs import LEVELS, setup_logging
+
+#: Exit status for a bad command line or configuration, as argparse uses for usage errors.
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # argparse exits for --help, --version and usage errors; return the status instead
+        # so that callers (and tests) get an int like every other outcome.
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    command = args.command or "serve"
+    try:
+        if command == "check-config":
+            return _check_config(args)
+        if command == "download":
+            return _download(args)
+        return _serve(args)
+    except ConfigError as exc:
+        print(f"matinee: invalid configuration ({_config_label(args)}):", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Options shared by every subcommand. SUPPRESS as the default keeps a subcommand's
+    # parser from overwriting a value given before the subcommand name.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default=argparse.SUPPRESS,
+        help="log messages at this level and above (default: info)",
+    )
+    common.add_argument(
+        "--log-json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log one JSON object per line",
+    )
+    config_help = (
+        "the TOML configuration file (default: $MATINEE_CONFIG, else ./config.toml if it "
+        "exists, else built-in defaults)"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="matinee",
+        parents=[common],
+        description="Self-hosted movies on demand. Without a command, runs `serve`.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", parents=[common], help="run the web server (default)")
+    serve.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
+    )
+
+    check = commands.add_parser(
+        "check-config", parents=[common], help="validate the configuration and show it"
+    )
+    check.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
+    )
+
+    download = commands.add_parser(
+        "download",
+        parents=[common],
+        help="download one NZB with the Usenet engine alone (no web server)",
+        description="Download the files of one NZB into DIR, for scripts and benchmarks.",
+    )
+    download.add_argument("nzb", type=Path, metavar="NZB", help="the .nzb file")
+    download.add_argument(
+        "--out", type=Path, metavar="DIR", required=True, help="directory to write into"
+    )
+    source = download.add_mutually_exclusive_group()
+    source.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="take the Usenet servers from this configuration file",
+    )
+    source.add_argument(
+        "--server",
+        type=_server_argument,
+        metavar="URL",
+        help="nntp[s]://user:password@host:port instead of the configured servers",
+    )
+    download.add_argument(
+        "--connections",
+        type=_connections_argument,
+        metavar="N",
+        help="connections to open (1-100)",
+    )
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_config(_config_path(args))
+    _setup_logging(args, secret_values(settings))
+    # Imported here so that check-config and download do not load the web stack.
+    from aiohttp import web
+
+    from server.app import create_app
+
+    web.run_app(create_app(settings), host=settings.server.host, port=settings.server.port)
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    settings = load_config(path)
+    resolved = resolve_config_path(path)
+    print(f"config file: {resolved}" if resolved else "config file: none, using the defaults")
+    for line in describe(settings):
+        print(line)
+    print("Configuration OK")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    """Hands run_download the namespace (nzb: Path, out: Path, server: UsenetServerConfig |
+    None, connections: int | None, config: Path | None) and the Settings, which are None
+    exactly when --server was given."""
+    if args.server is not None and "config" in args:
+        # Only reachable as `matinee --config FILE download --server URL`; the download
+        # parser itself rejects the pair.
+        print("matinee download: give either --config or --server, not both", file=sys.stderr)
+        return EXIT_USAGE
+    args.config = getattr(args, "config", None)
+    if args.server is not None:
+        settings = None
+        if args.connections is not None:
+            args.server = dataclasses.replace(args.server, connections=args.connections)
+        secrets = [args.server.password] if args.server.password else []
+    else:
+        settings = load_config(args.config)
+        if not settings.usenet.servers:
+            print(
+                f"matinee download: no Usenet server in {_config_label(args)}; "
+                "give --server nntps://user:password@host or add [[usenet.servers]]",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        secrets = secret_values(settings)
+    _setup_logging(args, secrets)
+    from server.download_cmd import run_download
+
+    status: int = run_download(args, settings)
+    return status
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    path: Path | None = getattr(args, "config", None)
+    return path
+
+
+def _config_label(args: argparse.Namespace) -> str:
+    path = resolve_config_path(_config_path(args), os.environ)
+    return str(path) if path else "no config file"
+
+
+def _setup_logging(args: argparse.Namespace, secrets: list[str]) -> None:
+    setup_logging(
+        getattr(args, "log_level", "info"),
+        json=getattr(args, "log_json", False),
+        secrets=secrets,
+    )
+
+
+def _server_argument(value: str) -> UsenetServerConfig:
+    try:
+        return parse_server_url(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _connections_argument(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 100:
+        raise argparse.ArgumentTypeError(f"{value!r}: must be an integer from 1 to 100")
+    return number
+
+
+def _version() -> str:
+    try:
+        return version("matinee")
+    except PackageNotFoundError:
+        return "(not installed)"
