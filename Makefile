@@ -37,7 +37,7 @@ test: system-deps $(STAMP)
 	$(MAKE) lint typecheck unit
 
 bench: system-deps $(STAMP)
-	$(PY) bench/download.py
+	$(PY) bench/download.py --sizes 500,2048
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache test-output bench/out

@@ -305,11 +305,29 @@ class Download:
 
         return release
 
-    async def wait_range(self, index: int, start: int, end: int) -> None:
-        """Until [start, end) of a file is on disk, prioritising it meanwhile."""
+    @property
+    def stopped(self) -> bool:
+        """Closed, or failed for good: waiting for more bytes is pointless."""
+        return self._closing or self._fatal is not None
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._fatal
+
+    def _raise_if_stopped(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+        if self._closing:
+            raise DownloadError("the download was stopped")
+
+    async def wait_range(
+        self, index: int, start: int, end: int, readahead: int = DEFAULT_READAHEAD
+    ) -> None:
+        """Until [start, end) of a file is on disk, prioritising it (plus ``readahead``)."""
         f = self.files[index]
         while not f.ranges.contains(start, end):
-            release = self.prioritise(index, start, end)
+            self._raise_if_stopped()
+            release = self.prioritise(index, start, end, readahead)
             try:
                 # The segment estimate may be off before sizes are known: re-check when
                 # anything of this file lands, not only when the whole range does.
@@ -327,8 +345,6 @@ class Download:
                         raise waiter.exception()  # type: ignore[misc]
             finally:
                 release()
-            if self._fatal is not None:
-                raise self._fatal
 
     # -- workers -----------------------------------------------------------------
     async def _worker(self, spec: ServerSpec, slot: int) -> None:
@@ -492,6 +508,10 @@ class Download:
     def _segment_failed(self, task: SegmentTask, server: str, why: str) -> None:
         if self.scheduler.failed_on(task, server):
             return
+        self._lost(task, why)
+
+    def _lost(self, task: SegmentTask, why: str) -> None:
+        """No server can deliver this segment: readers waiting for its bytes must hear it."""
         f = self.files[task.file_index]
         f.failed.add(task.index)
         start = f.offset_of(task.index)
@@ -516,9 +536,7 @@ class Download:
         self.server_errors[spec.name] = why
         pending = [t for f in self.files for t in f.tasks if t.state is State.PENDING]
         for task in self.scheduler.disable(spec.name, pending):
-            f = self.files[task.file_index]
-            f.failed.add(task.index)
-            self._finish_one()
+            self._lost(task, why)
         if all(self.scheduler.is_disabled(s.name) for s in self.servers):
             self._fail(DownloadError("; ".join(f"{k}: {v}" for k, v in self.server_errors.items())))
 

@@ -56,11 +56,26 @@ async def fetch_nzb(
     on_progress: ProgressCallback | None = None,
     progress_interval: float = 0.25,
 ) -> FetchOutcome:
-    repaired = False
-    problem: str | None = None
+    """Download everything, repair, restore names; the whole of ``matinee download``."""
     dl = Download(nzb, out_dir, servers)
     await dl.start()
     reporter = asyncio.create_task(_report(dl, on_progress, progress_interval))
+    try:
+        return await finish_download(dl)
+    finally:
+        reporter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporter
+        if on_progress is not None:
+            on_progress(dl.progress.bytes_done, dl.progress.bytes_total, dl.rate(), 0)
+
+
+async def finish_download(dl: Download) -> FetchOutcome:
+    """Wait for a started download, fetch the PAR2 volumes a repair needs, close it, repair,
+    and give obfuscated files their real names. The download is closed on return."""
+    repaired = False
+    problem: str | None = None
+    index: Path | None = None
     try:
         result = await dl.wait()
         index = _par2_index(dl)
@@ -73,12 +88,7 @@ async def fetch_nzb(
                 problem = await _fetch_volumes_for_repair(dl, index)
                 result = dl.result()
     finally:
-        reporter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reporter
         await dl.close()
-        if on_progress is not None:
-            on_progress(dl.progress.bytes_done, dl.progress.bytes_total, dl.rate(), 0)
 
     data_paths = [Path(f.path) for f in result.files if not _is_par2(f.name)]
     if result.missing_segments and problem is None and index is not None:

@@ -1,22 +1,76 @@
-"""The application factory: one ``create_app(settings)``, no module-level state."""
+"""The application factory: one ``create_app(settings)``, no module-level state.
+
+Long-lived resources each own their start and stop in a cleanup context, in dependency
+order: SQLite store, outgoing HTTP session, then the job manager that uses both.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import aiohttp
 from aiohttp import web
 
+from server import api_jobs
 from server.config import Settings
-from server.keys import SETTINGS
+from server.jobs import JobManager
+from server.keys import HTTP, JOBS, SECRET, SETTINGS, STORE
+from server.media_routes import MediaView, media_handler
 from server.middleware import auth_middleware, errors_middleware
+from server.store import store_context
+from server.tokens import load_or_create_secret
+
+API_PREFIX = "api/movies-on-demand"
 
 
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+    async with store_context(settings.server.data_dir / "matinee.sqlite3") as store:
+        app[STORE] = store
+        yield
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession(headers={"User-Agent": "Matinee"}) as session:
+        app[HTTP] = session
+        yield
+
+
+async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    manager = JobManager(app[STORE], app[SETTINGS])
+    app[JOBS] = manager
+    await manager.start()
+    try:
+        yield
+    finally:
+        await manager.close()
+
+
 def create_app(settings: Settings) -> web.Application:
     # errors first (outermost) so every failure, auth included, has the API's error shape
     app = web.Application(middlewares=[errors_middleware, auth_middleware])
     app[SETTINGS] = settings
-    base = settings.server.base_path.rstrip("/")
-    app.router.add_get(f"{base}/api/health", health, name="health")
+    app[SECRET] = load_or_create_secret(settings.auth.session_secret, settings.server.data_dir)
+    app.cleanup_ctx.extend([_store_ctx, _http_ctx, _jobs_ctx])
+    base = settings.server.base_path  # always starts and ends with "/"
+
+    api = web.Application()
+    api.add_routes(api_jobs.routes)
+    app.add_subapp(f"{base}{API_PREFIX}", api)
+
+    async def lookup(job_id: str, name: str) -> MediaView | None:
+        if JOBS not in app:
+            return None
+        view = app[JOBS].view(job_id)
+        return view if view is not None and view.name == name else None
+
+    handler = media_handler(lookup)
+    app.router.add_route("GET", f"{base}media/{{job_id}}/{{name}}", handler, name="media")
+    app.router.add_route("HEAD", f"{base}media/{{job_id}}/{{name}}", handler)
+    app.router.add_get(f"{base}api/health", health, name="health")
     return app

@@ -223,3 +223,7 @@ def _version() -> str:
         return version("matinee")
     except PackageNotFoundError:
         return "(not installed)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,3 +26,29 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status, code = 409, "CONFLICT"
+
+
+class RateLimited(ApiError):
+    status, code = 429, "RATE_LIMITED"
+
+
+class JobError(ApiError):
+    status, code = 500, "JOB_ERROR"
+
+
+class TmdbError(ApiError):
+    status, code = 502, "TMDB_ERROR"
+
+
+class IndexerError(ApiError):
+    """Any newznab indexer (the contract's code predates supporting more than NZBGeek)."""
+
+    status, code = 502, "NZBGEEK_ERROR"
+
+
+class UsenetError(ApiError):
+    status, code = 502, "USENET_ERROR"
+
+
+class StorageError(ApiError):
+    status, code = 502, "STORAGE_ERROR"

@@ -35,8 +35,8 @@ from typing import Any, Literal, cast
 from xml.etree.ElementTree import Element, ParseError
 
 # defusedxml ships no type information; the two names used are wrapped in typed helpers below.
-import defusedxml  # type: ignore[import-untyped, unused-ignore]
-import defusedxml.ElementTree  # type: ignore[import-untyped, unused-ignore]
+import defusedxml
+import defusedxml.ElementTree
 
 ErrorKind = Literal[
     "credentials", "registration", "request", "not_found", "limit", "server", "unknown", "parse"

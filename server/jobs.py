@@ -1,0 +1,365 @@
+"""Jobs: one movie download from NZB to a playable, then ready, file.
+
+Lifecycle ``queued -> downloading -> preparing -> ready``, or ``error``, or ``deleted``.
+Every change is written to SQLite first, so a restart resumes unfinished jobs where the
+engine's own state file says they were. Each job is one owned task; none is fire and
+forget. ``playable`` turns true as soon as the head and tail of the video are on disk and
+the container is known, long before the download ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nntp.connection import ServerSpec
+from nntp.download import Download, DownloadError
+from nntp.errors import NntpError
+from nntp.fetch import FetchOutcome, finish_download
+from nntp.media import MediaView
+from nntp.nzb import Nzb, NzbError, parse_nzb
+from server.config import Settings
+from server.errors import Conflict, InvalidInput, NotFound
+from server.job_media import MediaPlan, find_media, prepare_media, static_view
+from server.store import Job, Store, new_job_id
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "downloading", "preparing")
+TERMINAL = ("ready", "error", "deleted")
+TICK = 1.0  # seconds between progress writes
+NZB_FILE = "job.nzb"
+FILES_DIR = "files"
+
+
+@dataclass(eq=False)
+class _Live:
+    """What a running job holds in memory beside its row."""
+
+    task: asyncio.Task[None] | None = None
+    download: Download | None = None
+    view: MediaView | None = None
+    watchers: set[asyncio.Queue[Job]] = field(default_factory=set)
+
+
+def spec_from_settings(settings: Settings) -> list[ServerSpec]:
+    return [
+        ServerSpec(
+            name=s.name,
+            host=s.host,
+            port=s.port,
+            tls=s.tls,
+            username=s.username,
+            password=s.password,
+            connections=s.connections,
+            priority=s.priority,
+            pipelining=s.pipelining,
+            timeout=s.timeout,
+        )
+        for s in settings.usenet.servers
+    ]
+
+
+class JobManager:
+    """Owns every job task: submit, resume at start-up, cancel, and delete."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        servers: Sequence[ServerSpec] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.servers = list(servers) if servers is not None else spec_from_settings(settings)
+        self.root = settings.downloads.dir
+        self.clock = clock
+        self._slots = asyncio.Semaphore(max(1, settings.downloads.max_active))
+        self._live: dict[str, _Live] = {}
+        self._closing = False
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for job in await self.store.unfinished_jobs():
+            log.info("resuming %s (%s)", job.job_id, job.status)
+            self._spawn(job.job_id)
+        for job in await self.store.list_jobs("ready"):
+            view = static_view(job)
+            if view is not None:
+                self._live.setdefault(job.job_id, _Live()).view = view
+
+    async def close(self) -> None:
+        """Stop every job task; downloads persist their state and resume at next start."""
+        self._closing = True
+        tasks = [live.task for live in self._live.values() if live.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- submitting --------------------------------------------------------------
+    async def submit(
+        self,
+        nzb_data: bytes,
+        *,
+        filename: str | None,
+        source: str,
+        movie_id: int | None = None,
+        release_title: str | None = None,
+        release_id: str | None = None,
+        mode: str = "nzb",
+    ) -> Job:
+        """Validate an NZB and queue a job for it; answers at once, never awaits the work."""
+        try:
+            nzb = await asyncio.to_thread(parse_nzb, nzb_data, filename=filename)
+        except NzbError as exc:
+            raise InvalidInput(f"not a usable NZB: {exc}") from exc
+        if not self.servers:
+            raise InvalidInput(
+                "no Usenet server is configured: add [[usenet.servers]] to the configuration"
+            )
+        if movie_id is not None:
+            active = await self.store.active_job_for_movie(movie_id)
+            if active is not None and active.status in ACTIVE:
+                raise Conflict(f"movie {movie_id} already has an active job {active.job_id}")
+        job_id = new_job_id()
+        folder = self.root / job_id
+        await asyncio.to_thread(_write_nzb, folder, nzb_data)
+        now = self.clock()
+        job = Job(
+            job_id=job_id,
+            movie_id=movie_id,
+            status="queued",
+            progress=0.0,
+            playable=False,
+            bytes_done=0,
+            bytes_total=int(nzb.bytes / 1.03),
+            speed_bps=0.0,
+            eta_seconds=None,
+            error_message=None,
+            release_title=release_title or _title_of(nzb, filename),
+            release_id=release_id,
+            mode=mode,
+            attempt=1,
+            source=source,
+            nzb_name=filename,
+            dir=str(folder),
+            media_name=None,
+            media_kind=None,
+            content_type=None,
+            media_size=None,
+            created_at=now,
+            updated_at=now,
+            ready_at=None,
+            expires_at=None,
+        )
+        job = await self.store.create_job(job)
+        await self.store.add_event(job_id, "queued", f"queued from {source}")
+        self._spawn(job_id)
+        return job
+
+    async def delete(self, job_id: str) -> Job:
+        """Cancel a job, delete its files, mark it deleted."""
+        job = await self.get(job_id)
+        live = self._live.pop(job_id, None)
+        if live is not None and live.task is not None:
+            live.task.cancel()
+            await asyncio.gather(live.task, return_exceptions=True)
+        await asyncio.to_thread(shutil.rmtree, job.dir, True)
+        if job.status != "deleted":
+            job = await self._update(job_id, status="deleted", playable=False, speed_bps=0.0)
+            await self.store.add_event(job_id, "deleted", "cancelled and files deleted")
+        if live is not None:
+            self._publish(live, job)
+        return job
+
+    async def get(self, job_id: str) -> Job:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        return job
+
+    def view(self, job_id: str) -> MediaView | None:
+        live = self._live.get(job_id)
+        return live.view if live is not None else None
+
+    async def watch(self, job_id: str) -> AsyncGenerator[Job, None]:
+        """Job snapshots as they change, starting with the current one; ends at a final state."""
+        job = await self.get(job_id)
+        live = self._live.setdefault(job_id, _Live())
+        queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=64)
+        live.watchers.add(queue)
+        try:
+            yield job
+            while job.status not in TERMINAL:
+                job = await queue.get()
+                while not queue.empty():  # a slow reader gets the newest state, not a backlog
+                    job = queue.get_nowait()
+                yield job
+        finally:
+            live.watchers.discard(queue)
+
+    # -- running -----------------------------------------------------------------
+    def _spawn(self, job_id: str) -> None:
+        live = self._live.setdefault(job_id, _Live())
+        live.task = asyncio.create_task(self._run(job_id), name=f"job {job_id}")
+
+    async def _update(self, job_id: str, **changes: object) -> Job:
+        job = await self.store.update_job(job_id, **changes)
+        live = self._live.get(job_id)
+        if live is not None:
+            self._publish(live, job)
+        return job
+
+    @staticmethod
+    def _publish(live: _Live, job: Job) -> None:
+        for queue in list(live.watchers):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(job)
+
+    async def _run(self, job_id: str) -> None:
+        live = self._live[job_id]
+        try:
+            job = await self.get(job_id)
+            folder = Path(job.dir)
+            nzb = await asyncio.to_thread(_read_nzb, folder, job.nzb_name)
+            async with self._slots:
+                if job.status == "queued":
+                    job = await self._update(job_id, status="downloading")
+                    await self.store.add_event(job_id, "downloading", "download started")
+                if job.status == "downloading":
+                    outcome = await self._download(job, nzb, folder / FILES_DIR, live)
+                    if not outcome.complete:
+                        await self._fail(job_id, _explain(outcome))
+                        return
+                    job = await self._update(
+                        job_id, status="preparing", speed_bps=0.0, eta_seconds=0.0
+                    )
+                    await self.store.add_event(
+                        job_id,
+                        "preparing",
+                        "repaired with PAR2" if outcome.repaired else "download complete",
+                    )
+                if job.status == "preparing":
+                    await self._prepare(job, folder / FILES_DIR, live)
+        except asyncio.CancelledError:
+            raise
+        except (NntpError, DownloadError) as exc:
+            await self._fail(job_id, f"Usenet download failed: {exc}")
+        except OSError as exc:
+            await self._fail(job_id, f"cannot write the download: {exc.strerror or exc}")
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            await self._fail(job_id, f"internal error: {exc}")
+        finally:
+            live.download = None
+
+    async def _download(self, job: Job, nzb: Nzb, files_dir: Path, live: _Live) -> FetchOutcome:
+        dl = Download(nzb, files_dir, self.servers)
+        await dl.start()
+        live.download = dl
+        finder = asyncio.create_task(self._find_media(job.job_id, dl, live))
+        ticker = asyncio.create_task(self._tick(job.job_id, dl))
+        try:
+            return await finish_download(dl)
+        finally:
+            for task in (ticker, finder):
+                task.cancel()
+            await asyncio.gather(ticker, finder, return_exceptions=True)
+
+    async def _find_media(self, job_id: str, dl: Download, live: _Live) -> None:
+        """Make the job playable as soon as the video's head and tail are on disk."""
+        try:
+            plan: MediaPlan = await find_media(dl, job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the download goes on; playback waits for "ready"
+            log.warning("job %s: cannot play while downloading: %s", job_id, exc, exc_info=True)
+            await self.store.add_event(job_id, "not_streamable", f"cannot play yet: {exc}")
+            return
+        if plan.view is None:
+            await self.store.add_event(job_id, "not_streamable", plan.reason)
+            return
+        live.view = plan.view
+        await self._update(
+            job_id,
+            playable=True,
+            media_name=plan.view.name,
+            media_kind=plan.kind,
+            content_type=plan.view.content_type,
+            media_size=plan.view.size,
+        )
+        await self.store.add_event(job_id, "playable", plan.reason)
+
+    async def _tick(self, job_id: str, dl: Download) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            rate = dl.rate()
+            p = dl.progress
+            total = max(p.bytes_total, 1)
+            left = max(0, p.bytes_total - p.bytes_done)
+            await self._update(
+                job_id,
+                bytes_done=p.bytes_done,
+                bytes_total=p.bytes_total,
+                progress=round(min(100.0, 100.0 * p.bytes_done / total), 1),
+                speed_bps=round(rate),
+                eta_seconds=round(left / rate, 1) if rate > 0 else None,
+            )
+
+    async def _prepare(self, job: Job, files_dir: Path, live: _Live) -> None:
+        """One playable file in the job's folder; then ready, with its retention timer."""
+        result = await prepare_media(files_dir, job)
+        live.view = result.view
+        now = self.clock()
+        await self._update(
+            job.job_id,
+            status="ready",
+            playable=True,
+            progress=100.0,
+            bytes_done=max(job.bytes_done, job.bytes_total),
+            media_name=result.view.name,
+            media_kind="file",
+            content_type=result.view.content_type,
+            media_size=result.view.size,
+            ready_at=now,
+            expires_at=now + self.settings.retention.ready_hours * 3600,
+        )
+        await self.store.add_event(job.job_id, "ready", result.reason)
+
+    async def _fail(self, job_id: str, message: str) -> None:
+        log.warning("job %s: %s", job_id, message)
+        with contextlib.suppress(Exception):
+            await self._update(job_id, status="error", error_message=message, speed_bps=0.0)
+            await self.store.add_event(job_id, "error", message)
+
+
+def _write_nzb(folder: Path, data: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=False)
+    (folder / NZB_FILE).write_bytes(data)
+
+
+def _read_nzb(folder: Path, filename: str | None) -> Nzb:
+    return parse_nzb((folder / NZB_FILE).read_bytes(), filename=filename)
+
+
+def _title_of(nzb: Nzb, filename: str | None) -> str | None:
+    if nzb.title:
+        return nzb.title
+    if filename:
+        return filename.rsplit(".nzb", 1)[0]
+    return None
+
+
+def _explain(outcome: FetchOutcome) -> str:
+    problem = outcome.problem or "the download is incomplete"
+    errors = "; ".join(f"{k}: {v}" for k, v in outcome.result.server_errors.items())
+    return f"{problem}. {errors}".strip() if errors else problem

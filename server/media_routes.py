@@ -1,0 +1,350 @@
+"""``GET``/``HEAD /media/{job_id}/{name}``: byte ranges of a movie that may still be downloading.
+
+The handler reads through a :class:`MediaView` (implemented by the engine side in
+``nntp/media.py``) and never holds media bytes in Python when it can avoid it: bytes already
+on disk go from the page cache to the socket with ``loop.sendfile``, one call per on-disk
+piece of whatever is contiguous and present. Only bytes that are not there yet cost a wait,
+and that wait also tells the download where the player is.
+
+Guarantees a player relies on: the status and Content-Range are decided before the first
+byte (TOTAL is the final size even while downloading), and a body that cannot be completed
+is cut short with the connection closed, so a client sees a short read, never wrong bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from typing import BinaryIO, NamedTuple, Protocol
+
+from aiohttp import hdrs, web
+
+from nntp.errors import SegmentsMissing
+from server.errors import NotFound
+from server.ranges import UNSATISFIABLE, RangeSpec, if_range_matches, parse_range
+
+log = logging.getLogger(__name__)
+
+MEDIA_PATH = "/media/{job_id}/{name}"
+
+#: What a stalled response waits for at once: small enough that bytes flow to the player as
+#: they land, large enough that a wake-up is worth it.
+CHUNK_SIZE = 1024 * 1024
+
+#: How often a response that waits for the download checks that its client is still there.
+#: aiohttp does not cancel handlers when a client disconnects unless the server was started
+#: with ``handler_cancellation=True``, so a waiting response has to look for itself.
+GONE_POLL_SECONDS = 0.5
+
+
+class PieceLike(Protocol):
+    """``length`` bytes of the media that lie at ``offset`` in the file at ``path``.
+
+    Structural, so that the engine's own NamedTuple (``nntp`` cannot import ``server``)
+    is one without naming this class.
+    """
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def length(self) -> int: ...
+
+
+class Piece(NamedTuple):
+    """A ready-made PieceLike."""
+
+    path: str
+    offset: int
+    length: int
+
+
+class MediaView(Protocol):
+    """A movie as one byte sequence, readable while it downloads (e.g. a file, store-mode RARs)."""
+
+    # Read-only properties, so that plain attributes and properties both implement them.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def size(self) -> int:
+        """The final size, known before the download ends."""
+        ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def etag(self) -> str:
+        """A strong entity-tag with its quotes, stable for the job: '"job_..-size"'."""
+        ...
+
+    def pieces(self, offset: int, length: int) -> Sequence[PieceLike]:
+        """Where [offset, offset + length) lies on disk, in order; the lengths add up to length."""
+        ...
+
+    def available(self, offset: int) -> int:
+        """How many contiguous bytes from ``offset`` are on disk (0 when that byte is missing)."""
+        ...
+
+    async def wait(self, offset: int, end: int) -> None:
+        """Return once [offset, end) is on disk, prioritising it (plus read-ahead) meanwhile.
+
+        Raises ``nntp.errors.SegmentsMissing`` when those bytes will never come. Cancelling
+        the wait drops the priority it took.
+        """
+        ...
+
+    def prioritise(self, offset: int, end: int) -> Callable[[], None]:
+        """Put [offset, end) ahead of the download's own order until the returned function runs.
+
+        A hint held for the lifetime of one response (the view may act on a read-ahead window
+        from ``offset`` only). The release function is called exactly once, also when the
+        client goes away mid-body.
+        """
+        ...
+
+
+Lookup = Callable[[str, str], Awaitable[MediaView | None]]
+
+
+class _ClientGone(Exception):
+    """The client closed the connection while its response was being produced."""
+
+
+class _Unservable(Exception):
+    """Bytes of the response cannot be had, or the view contradicts itself."""
+
+
+def _strong_etag(etag: str) -> str:
+    # The Protocol asks for a quoted tag; quote a bare one rather than send an invalid header.
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    # The API's one error shape, built here too so that the handler does not depend on the
+    # errors middleware being installed in front of it.
+    return web.json_response({"error": message, "code": code}, status=status)
+
+
+def _client_gone(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _open_binary(path: str) -> BinaryIO:
+    return open(path, "rb")
+
+
+def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
+def media_handler(
+    lookup: Lookup,
+    *,
+    use_sendfile: bool = True,
+    chunk_size: int = CHUNK_SIZE,
+    gone_poll: float = GONE_POLL_SECONDS,
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The handler for ``MEDIA_PATH``; ``lookup(job_id, name)`` finds the view or gives None.
+
+    Register it with ``router.add_get(MEDIA_PATH, handler)`` (which also answers HEAD).
+    ``use_sendfile=False`` forces the read-and-write path that TLS or compression would take.
+    """
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        job_id, name = request.match_info["job_id"], request.match_info["name"]
+        view = await lookup(job_id, name)
+        if view is None:
+            return _error(NotFound.status, NotFound.code, f"no media {name!r} in job {job_id}")
+
+        etag = _strong_etag(view.etag)
+        header: str | None = None
+        # RFC 9110 14.2: range handling is defined for GET only, so HEAD answers like a
+        # plain GET would (size and Accept-Ranges are what HEAD is used to learn).
+        if request.method == hdrs.METH_GET:
+            header = request.headers.get(hdrs.RANGE)
+            if_range = request.headers.get(hdrs.IF_RANGE)
+            if header is not None and if_range is not None and not if_range_matches(if_range, etag):
+                header = None  # the client's copy is stale: send it all (RFC 9110 13.1.5)
+        spec = parse_range(header, view.size)
+
+        resp = web.StreamResponse(status=spec.status)
+        resp.headers[hdrs.ACCEPT_RANGES] = "bytes"
+        resp.headers[hdrs.ETAG] = etag
+        # Bytes are deleted when the job expires and a shared cache must never keep them.
+        resp.headers[hdrs.CACHE_CONTROL] = "no-store"
+        if spec.content_range is not None:
+            resp.headers[hdrs.CONTENT_RANGE] = spec.content_range
+        if spec.status == UNSATISFIABLE:
+            resp.content_length = 0
+            await resp.prepare(request)
+            return resp
+        resp.content_type = view.content_type
+        resp.content_length = spec.length
+        await resp.prepare(request)
+        if request.method == hdrs.METH_HEAD or spec.length == 0:
+            return resp
+
+        sender = _Sender(request, resp, view, use_sendfile, chunk_size, gone_poll)
+        try:
+            await sender.send(spec)
+        except (_ClientGone, ConnectionError):
+            log.debug("media %s/%s: client went away at byte %d", job_id, name, sender.pos)
+            resp.force_close()
+        except (SegmentsMissing, _Unservable, OSError) as exc:
+            # A Content-Length promise that cannot be kept: close the connection so that the
+            # client sees a short body instead of waiting for bytes or misreading the next
+            # response as the rest of this one.
+            log.warning(
+                "media %s/%s: bytes %d-%d of %d cannot all be served; response cut at byte %d: %s",
+                job_id,
+                name,
+                spec.start,
+                spec.stop - 1,
+                spec.size,
+                sender.pos,
+                str(exc) or type(exc).__name__,
+            )
+            resp.force_close()
+        return resp
+
+    return handle
+
+
+class _Sender:
+    """Writes [start, stop) of a view to one prepared response; owns its files and priority."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        resp: web.StreamResponse,
+        view: MediaView,
+        use_sendfile: bool,
+        chunk_size: int,
+        gone_poll: float,
+    ) -> None:
+        self.request = request
+        self.resp = resp
+        self.view = view
+        self.use_sendfile = use_sendfile
+        self.chunk_size = chunk_size
+        self.gone_poll = gone_poll
+        self.pos = 0
+        self.files: dict[str, BinaryIO] = {}
+        self.loop = asyncio.get_running_loop()
+
+    async def send(self, spec: RangeSpec) -> None:
+        self.pos, stop, view = spec.start, spec.stop, self.view
+        release: Callable[[], None] | None = None
+        try:
+            if view.available(self.pos) < stop - self.pos:
+                # Held until this response ends, however it ends: the finally below runs on
+                # a clean end, a lost client and a cancelled handler alike.
+                release = view.prioritise(self.pos, stop)
+            while self.pos < stop:
+                count = min(view.available(self.pos), stop - self.pos)
+                if count <= 0:
+                    await self._wait(self.pos, min(stop, self.pos + self.chunk_size))
+                    count = min(view.available(self.pos), stop - self.pos)
+                    if count <= 0:
+                        # Waiting again at once would spin the event loop.
+                        raise _Unservable(f"byte {self.pos} is still missing after its wait")
+                # Everything present goes out at once: one sendfile per on-disk piece.
+                await self._send_present(self.pos, count)
+                self.pos += count
+        finally:
+            if release is not None:
+                release()
+            for f in self.files.values():
+                f.close()
+            self.files.clear()
+
+    async def _wait(self, offset: int, end: int) -> None:
+        """view.wait(offset, end), given up as soon as the client is seen to be gone."""
+        if _client_gone(self.request):
+            raise _ClientGone
+        waiter = asyncio.ensure_future(self.view.wait(offset, end))
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiter}, timeout=self.gone_poll)
+                if done:
+                    waiter.result()  # SegmentsMissing surfaces here
+                    return
+                if _client_gone(self.request):
+                    raise _ClientGone
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                await asyncio.wait({waiter})
+            if not waiter.cancelled():
+                waiter.exception()  # retrieved, so asyncio does not report it as lost
+
+    async def _send_present(self, offset: int, count: int) -> None:
+        pieces = self.view.pieces(offset, count)
+        if sum(p.length for p in pieces) != count or any(p.length < 0 for p in pieces):
+            raise _Unservable(f"the view mapped {count} bytes at {offset} to {pieces!r}")
+        for piece in pieces:
+            if piece.length == 0:
+                continue
+            f = await self._open(piece.path)
+            if self.use_sendfile and not self.resp.compression:
+                sent = await self._sendfile(f, piece)
+            else:
+                sent = await self._copy(f, piece)
+            if sent != piece.length:
+                # A file shorter than the view claims: stop before the body goes out of step.
+                raise _Unservable(
+                    f"{piece.path} gave {sent} of {piece.length} bytes at {piece.offset}"
+                )
+
+    async def _open(self, path: str) -> BinaryIO:
+        f = self.files.get(path)
+        if f is None:
+            # open() may touch the disk; do it off the event loop like every other file access.
+            opening = self.loop.run_in_executor(None, _open_binary, path)
+            try:
+                f = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # The thread finishes the open anyway: close what it opens, not leak it.
+                opening.add_done_callback(_close_opened)
+                raise
+            self.files[path] = f
+        return f
+
+    async def _sendfile(self, f: BinaryIO, piece: PieceLike) -> int:
+        transport = self.request.transport
+        if transport is None or transport.is_closing():
+            raise _ClientGone
+        try:
+            return await self.loop.sendfile(transport, f, piece.offset, piece.length)
+        except NotImplementedError:
+            # Event loops without sendfile (uvloop, for one) take the copying path.
+            self.use_sendfile = False
+            return await self._copy(f, piece)
+        except ConnectionError as exc:
+            raise _ClientGone from exc
+
+    async def _copy(self, f: BinaryIO, piece: PieceLike) -> int:
+        fd, offset, left, sent = f.fileno(), piece.offset, piece.length, 0
+        while left > 0:
+            data = await self.loop.run_in_executor(
+                None, os.pread, fd, min(self.chunk_size, left), offset
+            )
+            if not data:
+                break
+            try:
+                await self.resp.write(data)
+            except ConnectionError as exc:
+                raise _ClientGone from exc
+            offset += len(data)
+            left -= len(data)
+            sent += len(data)
+        return sent
