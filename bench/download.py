@@ -35,40 +35,42 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import secrets
-import selectors
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-LOOPBACK = "127.0.0.1"
-MIB = 1 << 20
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-CHUNK = 8 * MIB
+from common import (
+    LOOPBACK,
+    MIB,
+    START_TIMEOUT,
+    BenchError,
+    Inn2,
+    Post,
+    free_port,
+    install_signal_handlers,
+    last_json_line,
+    log,
+    matinee_exe,
+    proc_cpu_times,
+    proc_status_kib,
+    rm,
+    sha256_file,
+    stop_process,
+    workspace,
+)
+
 NZBGET = "/usr/bin/nzbget"
 DEBIAN_NZBGET_CONF = Path("/etc/nzbget.conf")
 POLL = 0.02  # seconds between NZBGet history polls
-START_TIMEOUT = 60.0
-POST_CONNECTIONS = 4
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run (a tool failed to start, a run hung)."""
 
 
 @dataclass
@@ -101,253 +103,6 @@ class Run:
         d["cpu_seconds"] = round(self.cpu_seconds, 3)
         d["server_cpu_seconds"] = round(self.server_cpu_seconds, 3)
         return d
-
-
-@dataclass
-class Post:
-    """A file posted to INN2: its NZB, name, size and digest (the file itself is gone)."""
-
-    nzb: Path
-    name: str
-    size: int
-    sha256: str
-    post_mb_per_s: float
-
-
-# -- small helpers ------------------------------------------------------------------------
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
-    with path.open("rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-def write_random_file(path: Path, size: int) -> str:
-    """Write `size` random bytes to `path`; their SHA-256."""
-    h = hashlib.sha256()
-    left = size
-    with path.open("wb") as f:
-        while left:
-            chunk = os.urandom(min(CHUNK, left))
-            h.update(chunk)
-            f.write(chunk)
-            left -= len(chunk)
-    return h.hexdigest()
-
-
-def proc_cpu_times(pid: int, *, children: bool = False) -> tuple[float, float]:
-    """(user, system) CPU seconds of a live process (all its threads); with `children`,
-    including its reaped children's."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    # fields[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
-    user, system = int(fields[11]), int(fields[12])
-    if children:
-        user += int(fields[13])
-        system += int(fields[14])
-    return user / CLK_TCK, system / CLK_TCK
-
-
-def proc_status_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """CPU of `root` and all its live descendants, including the children they reaped.
-
-    Children that come and go between two samples (nnrpd forks one per connection) are
-    counted once reaped by their parent, which lives on. Only this tree: other INN2
-    instances on the machine (other people's tests) are not counted.
-    """
-    parents: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
-            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
-        children.setdefault(ppid, []).append(pid)
-    total = 0.0
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total += sum(proc_cpu_times(pid, children=True))
-        todo.extend(children.get(pid, ()))
-    return total
-
-
-def read_json_line(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
-    """The first line of `proc`'s stdout that is a JSON object (waiting at most `timeout`)."""
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    buf = b""
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BenchError(f"no JSON line from {proc.args!r} within {timeout:.0f} s")
-            if not sel.select(left):
-                continue
-            data = os.read(proc.stdout.fileno(), 65536)
-            if not data:
-                raise BenchError(f"{proc.args!r} exited ({proc.wait()}) before printing JSON")
-            buf += data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                with contextlib.suppress(ValueError):
-                    obj = json.loads(line)
-                    if isinstance(obj, dict):
-                        return obj
-    finally:
-        sel.close()
-
-
-def last_json_line(text: str) -> dict[str, Any]:
-    for line in reversed(text.splitlines()):
-        with contextlib.suppress(ValueError):
-            obj = json.loads(line)
-            if isinstance(obj, dict):
-                return obj
-    return {}
-
-
-def stop_process(proc: subprocess.Popen[bytes], *, timeout: float, group: bool) -> None:
-    """SIGTERM, then SIGKILL after `timeout` (to the whole group when `group`)."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        if group:
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
-            proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            if group:
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.kill()
-        proc.wait()
-
-
-def rm(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-# -- INN2 ---------------------------------------------------------------------------------
-
-
-class Inn2:
-    """`python -m tests.support.inn2 serve` in its own session; SIGTERM stops it cleanly."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.info: dict[str, Any] = {}
-
-    def start(self) -> None:
-        self.directory.mkdir()
-        stderr = (self.directory.parent / "inn2.stderr").open("wb")
-        with stderr:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.inn2", "serve", "--dir", str(self.directory)],
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                start_new_session=True,
-            )
-        self.info = read_json_line(self.proc, START_TIMEOUT)
-
-    @property
-    def port(self) -> int:
-        return int(self.info["port"])
-
-    def server_cpu(self) -> float:
-        return tree_cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(45)
-            except subprocess.TimeoutExpired:
-                # Its watchdog takes the daemons down when the serving process dies.
-                stop_process(proc, timeout=5, group=True)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-    def post(self, tmp: Path, size_mb: int) -> Post:
-        """Post a fresh random file of `size_mb` MiB; keep its NZB, delete the file."""
-        name = f"random-{size_mb}mib-{secrets.token_hex(4)}.bin"
-        src = tmp / name
-        nzb = tmp / f"{name}.nzb"
-        size = size_mb * MIB
-        log(f"writing {size_mb} MiB of random data ...")
-        digest = write_random_file(src, size)
-        log(f"posting {name} to innd ({POST_CONNECTIONS} connections) ...")
-        try:
-            res = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.support.poster",
-                    "--port",
-                    str(self.info["innd_port"]),
-                    "--innd",
-                    str(src),
-                    "--out",
-                    str(nzb),
-                    "--connections",
-                    str(POST_CONNECTIONS),
-                ],
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                check=False,
-                timeout=max(300.0, size / 20e6),
-            )
-        finally:
-            src.unlink(missing_ok=True)
-        out = last_json_line(res.stdout.decode(errors="replace"))
-        if res.returncode != 0 or not nzb.exists():
-            raise BenchError(
-                f"posting failed ({res.returncode}): {res.stderr.decode(errors='replace')[-2000:]}"
-            )
-        mbps = float(out.get("mb_per_s") or 0.0)
-        log(f"  posted {out.get('segments')} articles at {mbps:.0f} MB/s")
-        return Post(nzb=nzb, name=name, size=size, sha256=digest, post_mb_per_s=mbps)
 
 
 # -- NZBGet -------------------------------------------------------------------------------
@@ -581,16 +336,6 @@ class NzbGet:
 # -- Matinee ------------------------------------------------------------------------------
 
 
-def matinee_exe() -> str:
-    beside = Path(sys.executable).parent / "matinee"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("matinee")
-    if found is None:
-        raise BenchError("cannot find the `matinee` command (pip install -e . into the venv)")
-    return found
-
-
 def matinee_download(
     exe: str, post: Post, tmp: Path, run: int, *, nntp_port: int, connections: int, server_cpu: Any
 ) -> Run:
@@ -720,19 +465,6 @@ def parse_option(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _raise_exit(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
-@contextlib.contextmanager
-def workspace(base: str | None) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="matinee-bench-", dir=base))
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Download benchmark: matinee download vs NZBGet on one INN2.",
@@ -763,9 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(NZBGET).exists():
         parser.error(f"{NZBGET} is missing (apt-get install nzbget)")
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
-    signal.signal(signal.SIGTERM, _raise_exit)
-    signal.signal(signal.SIGHUP, _raise_exit)
+    install_signal_handlers()
     exe = matinee_exe()
     inn2: Inn2 | None = None
     nzbget: NzbGet | None = None

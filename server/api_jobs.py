@@ -173,7 +173,10 @@ async def stream(request: web.Request) -> web.Response:
         raise InvalidInput("id must be a movie id (a positive integer) or a job id")
     view = request.config_dict[JOBS].view(job.job_id)
     if not job.playable or view is None or job.status in ("error", "deleted"):
+        manager = request.config_dict[JOBS]
         why = job.error_message if job.status == "error" else f"the job is {job.status}"
+        if job.status in ("downloading", "preparing") and (note := manager.note(job.job_id)):
+            why = f"{why}; {note}"
         raise InvalidInput(f"not playable yet ({why}); follow /jobs/{job.job_id}/events")
     expires = int(time.time()) + STREAM_URL_SECONDS
     if job.expires_at is not None:

@@ -210,6 +210,10 @@ def _sort_by_content(files: list[Path]) -> tuple[list[Path], list[Path]]:
     return videos or by_name, rars
 
 
+def _all_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+
+
 def _looks_like_volume(name: str) -> bool:
     # Later RAR4 volumes start with the signature too, but .r00-style names help when not.
     lower = name.lower()
@@ -271,10 +275,12 @@ async def _from_archive(
     except ProcessError as exc:
         hint = " (wrong or missing password?)" if "password" in str(exc).lower() else ""
         raise MediaError(f"extracting the archive failed{hint}: {exc}") from exc
-    found = await asyncio.to_thread(_sort_by_content, _list_files(out) if out.is_dir() else [])
-    if not found[0]:
-        raise MediaError("the archive holds no video file")
-    movie = max(found[0], key=lambda p: p.stat().st_size)
+    extracted = await asyncio.to_thread(_all_files, out)
+    if not extracted:
+        raise MediaError("the archive holds no files")
+    videos, _ = await asyncio.to_thread(_sort_by_content, extracted)
+    # As while streaming: the largest video, else the largest file at all.
+    movie = max(videos or extracted, key=lambda p: p.stat().st_size)
     final = await asyncio.to_thread(_move_into, movie, job_dir)
     return final, f"{final.name} extracted ({why})"
 

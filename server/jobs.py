@@ -26,7 +26,7 @@ from nntp.media import MediaView
 from nntp.nzb import Nzb, NzbError, parse_nzb
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotFound
-from server.job_media import MediaPlan, find_media, prepare_media, static_view
+from server.job_media import MediaError, MediaPlan, find_media, prepare_media, static_view
 from server.store import Job, Store, new_job_id
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class _Live:
     task: asyncio.Task[None] | None = None
     download: Download | None = None
     view: MediaView | None = None
+    note: str | None = None  # why it cannot play yet, in a person's words
     watchers: set[asyncio.Queue[Job]] = field(default_factory=set)
 
 
@@ -191,6 +192,11 @@ class JobManager:
         live = self._live.get(job_id)
         return live.view if live is not None else None
 
+    def note(self, job_id: str) -> str | None:
+        """Why a running job cannot play before it is ready, when that is known."""
+        live = self._live.get(job_id)
+        return live.note if live is not None else None
+
     async def watch(self, job_id: str) -> AsyncGenerator[Job, None]:
         """Job snapshots as they change, starting with the current one; ends at a final state."""
         job = await self.get(job_id)
@@ -249,7 +255,7 @@ class JobManager:
                         "repaired with PAR2" if outcome.repaired else "download complete",
                     )
                 if job.status == "preparing":
-                    await self._prepare(job, folder / FILES_DIR, live)
+                    await self._prepare(job, folder / FILES_DIR, live, nzb.password)
         except asyncio.CancelledError:
             raise
         except (NntpError, DownloadError) as exc:
@@ -283,9 +289,11 @@ class JobManager:
             raise
         except Exception as exc:  # the download goes on; playback waits for "ready"
             log.warning("job %s: cannot play while downloading: %s", job_id, exc, exc_info=True)
-            await self.store.add_event(job_id, "not_streamable", f"cannot play yet: {exc}")
+            live.note = f"it plays once downloaded ({exc})"
+            await self.store.add_event(job_id, "not_streamable", live.note)
             return
         if plan.view is None:
+            live.note = plan.reason
             await self.store.add_event(job_id, "not_streamable", plan.reason)
             return
         live.view = plan.view
@@ -315,9 +323,13 @@ class JobManager:
                 eta_seconds=round(left / rate, 1) if rate > 0 else None,
             )
 
-    async def _prepare(self, job: Job, files_dir: Path, live: _Live) -> None:
+    async def _prepare(self, job: Job, files_dir: Path, live: _Live, password: str | None) -> None:
         """One playable file in the job's folder; then ready, with its retention timer."""
-        result = await prepare_media(files_dir, job)
+        try:
+            result = await prepare_media(files_dir, job, password=password)
+        except MediaError as exc:
+            await self._fail(job.job_id, str(exc))
+            return
         live.view = result.view
         now = self.clock()
         await self._update(

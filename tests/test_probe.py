@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from transcode.process import (
     Process,
     ProcessError,
     ProcessTimeout,
+    Progress,
     ProgressParser,
     iter_progress,
     progress_from_fields,
@@ -110,7 +112,13 @@ def movies(tmp_path_factory: pytest.TempPathFactory) -> Movies:
             "-pix_fmt", "yuv420p10le", "-color_trc", "smpte2084", "-color_primaries", "bt2020",
             "-colorspace", "bt2020nc", str(root / "hevc-hdr10.mkv"),
         )  # fmt: skip
+    # Big enough (~1 MB) that reaching its index at the end takes a range request.
+    _ffmpeg("-f", "lavfi", "-i", f"testsrc=size=160x120:rate=24:duration={SECONDS}", *AUDIO_IN,
+            "-vf", "noise=alls=100:allf=t", *X264, "-qp", "0", "-c:a", "aac",
+            str(root / "big-moov-at-end.mp4"))  # fmt: skip
     (root / "notes.txt").write_text("not a movie at all\n" * 50, encoding="utf-8")
+    noise = random.Random(1)
+    (root / "noise.bin").write_bytes(bytes(noise.randrange(256) for _ in range(20_000)))
     return Movies(root, encoders)
 
 
@@ -157,7 +165,12 @@ async def test_mp4_with_and_without_faststart(movies: Movies, name: str) -> None
     assert (video.width, video.height, video.pix_fmt) == (64, 48, "yuv420p")
     assert video.frame_rate == pytest.approx(24)
     assert (video.bit_depth, video.chroma, video.hdr) == (8, "4:2:0", None)
-    assert (audio.codec, audio.profile, audio.channels, audio.sample_rate) == ("aac", "LC", 1, 48000)
+    assert (audio.codec, audio.profile, audio.channels, audio.sample_rate) == (
+        "aac",
+        "LC",
+        1,
+        48000,
+    )
     assert video.default and audio.default
     assert plan(info, "chrome").kind == "direct"
 
@@ -223,14 +236,23 @@ async def test_hevc_10bit_hdr10(movies: Movies) -> None:
 # -- what is not a movie -------------------------------------------------------------------
 
 
-async def test_a_text_file_is_not_media(movies: Movies) -> None:
+async def test_random_bytes_are_not_media(movies: Movies) -> None:
     with pytest.raises(ProbeError) as caught:
-        await probe(movies.path("notes.txt"))
+        await probe(movies.path("noise.bin"))
     message = str(caught.value)
-    assert "notes.txt" in message
-    assert "Invalid data found when processing input" in message
-    assert "file:" not in message  # ffprobe's spelling of the input is not repeated
-    assert caught.value.source == str(movies.path("notes.txt"))
+    assert (
+        message
+        == f"cannot probe {movies.path('noise.bin')}: Invalid data found when processing input"
+    )
+    assert caught.value.source == str(movies.path("noise.bin"))
+    assert "Invalid data" in caught.value.stderr
+
+
+async def test_a_text_file_is_not_media(movies: Movies) -> None:
+    with pytest.raises(
+        ProbeError, match=r"not a movie container \(ffprobe recognised plain text\)"
+    ):
+        await probe(movies.path("notes.txt"))
 
 
 async def test_a_missing_file(tmp_path: Path) -> None:
@@ -241,7 +263,7 @@ async def test_a_missing_file(tmp_path: Path) -> None:
 async def test_a_subtitle_file_is_refused_by_name(movies: Movies) -> None:
     # ffprobe reads .srt happily; it is still not a movie, and the error says which
     # format it was.
-    with pytest.raises(ProbeError, match=r"not a movie container \(ffprobe recognised srt\)"):
+    with pytest.raises(ProbeError, match=r"container \(ffprobe recognised SubRip subtitles\)"):
         await probe(movies.path("subs.srt"))
 
 
@@ -252,13 +274,16 @@ async def test_playlists_cannot_send_ffprobe_elsewhere(tmp_path: Path) -> None:
         await probe(playlist)
 
 
+def _relative(path: Path) -> str:
+    return os.path.relpath(path)
+
+
 async def test_names_with_colons_and_dashes_are_files(movies: Movies, tmp_path: Path) -> None:
     odd = tmp_path / "-Movie: the sequel.mkv"
     shutil.copy(movies.path("h264-ac3-srt.mkv"), odd)
     info = await probe(odd)
     assert info.container == "matroska"
-    relative = os.path.relpath(odd)
-    assert (await probe(relative)).container == "matroska"
+    assert (await probe(_relative(odd))).container == "matroska"
 
 
 def test_only_files_and_http_urls() -> None:
@@ -281,6 +306,7 @@ def test_only_files_and_http_urls() -> None:
 @dataclass
 class FileServer:
     url: str
+    root: Path
     ranges: list[str | None]
 
 
@@ -305,19 +331,21 @@ async def file_server(movies: Movies) -> AsyncIterator[FileServer]:
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield FileServer(f"http://127.0.0.1:{port}/media", seen)
+        yield FileServer(f"http://127.0.0.1:{port}/media", movies.directory, seen)
     finally:
         await runner.cleanup()
 
 
 async def test_probe_over_http_with_ranges(file_server: FileServer) -> None:
-    info = await probe(f"{file_server.url}/moov-at-end.mp4", timeout=10)
+    info = await probe(f"{file_server.url}/big-moov-at-end.mp4", timeout=10)
 
     assert info.container == "mp4"
     assert [s.codec for s in info.streams] == ["h264", "aac"]
     assert info.duration == pytest.approx(SECONDS, abs=0.1)
+    assert info.size == (file_server.root / "big-moov-at-end.mp4").stat().st_size
     # The index is at the end: ffprobe had to seek there with a range request.
-    assert any(r is not None and r.startswith("bytes=") and r != "bytes=0-" for r in file_server.ranges)
+    assert file_server.ranges[0] in (None, "bytes=0-")
+    assert any(r and r != "bytes=0-" for r in file_server.ranges), file_server.ranges
 
 
 async def test_probe_mkv_over_http(file_server: FileServer) -> None:
@@ -400,7 +428,7 @@ async def test_a_stalled_server_times_out(silent_server: tuple[str, asyncio.Even
 # -- parse_probe on literal JSON -----------------------------------------------------------
 
 
-def _json(streams: list[dict[str, object]] | None, **fmt: object) -> str:
+def _json(streams: Sequence[object] | None, **fmt: object) -> str:
     doc: dict[str, object] = {"format": {"format_name": "matroska,webm", **fmt}}
     if streams is not None:
         doc["streams"] = streams
@@ -441,7 +469,7 @@ def test_tags_in_any_case(tags: dict[str, str]) -> None:
 
 
 def test_odd_values_do_not_break_parsing() -> None:
-    streams: list[dict[str, object]] = [
+    streams: list[object] = [
         {"codec_type": "video", "codec_name": "mpeg4", "codec_tag_string": "XVID",
          "width": 0, "height": "480", "avg_frame_rate": "0/0", "r_frame_rate": "25/1",
          "pix_fmt": "yuv420p", "disposition": {"default": "1"}, "tags": {"language": "und"}},
@@ -455,7 +483,12 @@ def test_odd_values_do_not_break_parsing() -> None:
     assert (video.index, video.codec_tag, video.width, video.height) == (0, "XVID", None, 480)
     assert (video.frame_rate, video.default, video.language) == (25.0, True, None)
     assert (data.index, data.kind, data.codec) == (1, "data", "")
-    assert (audio.index, audio.channels, audio.sample_rate, audio.language) == (5, None, 44100, None)
+    assert (audio.index, audio.channels, audio.sample_rate, audio.language) == (
+        5,
+        None,
+        44100,
+        None,
+    )
     assert (info.container, info.size) == ("avi", 1_500_000_000)
 
 
@@ -521,7 +554,8 @@ def test_hdr_hints(stream: dict[str, object], hdr: str | None) -> None:
 def test_containers(format_name: str, brand: str | None, codecs: list[str], container: str) -> None:
     kinds = {"h264": "video", "vp9": "video", "av1": "video", "mpeg4": "video", "vc1": "video"}
     streams: list[dict[str, object]] = [
-        {"index": i, "codec_type": kinds.get(c, "audio"), "codec_name": c} for i, c in enumerate(codecs)
+        {"index": i, "codec_type": kinds.get(c, "audio"), "codec_name": c}
+        for i, c in enumerate(codecs)
     ]
     tags = {"tags": {"major_brand": brand}} if brand else {}
     info = parse_probe(_json(streams, format_name=format_name, **tags))
@@ -645,7 +679,7 @@ async def test_cancellation_kills_and_reaps() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert proc.returncode == -9
-    assert not Path("/proc", str(proc.pid)).exists()
+    assert proc.pid is not None and not _alive(proc.pid)
 
 
 async def test_stop_asks_then_insists() -> None:
@@ -678,7 +712,7 @@ progress=end
 
 
 def test_progress_blocks_at_every_split() -> None:
-    seen = []
+    seen: list[Progress] = []
     parser = ProgressParser(seen.append)
     for line in PROGRESS.splitlines(keepends=True):
         parser.feed_line(line)
@@ -702,7 +736,7 @@ async def test_iter_progress_over_a_stream() -> None:
 
 
 async def test_progress_from_a_real_ffmpeg() -> None:
-    seen = []
+    seen: list[Progress] = []
     argv = ["ffmpeg", "-hide_banner", "-nostats", "-v", "error", *VIDEO_IN, "-f", "null", "-",
             "-progress", "pipe:1"]  # fmt: skip
     await run(argv, on_stdout_line=ProgressParser(seen.append).feed_line, timeout=20)

@@ -456,9 +456,10 @@ def language_key(tag: str | None) -> str | None:
 
 _TV_MARKERS = re.compile(
     r"smart-?tv|smarttv|web0s|webos|tizen|hbbtv|netcast|bravia|viera|aquos|philipstv"
-    r"|\bcrkey\b|roku|playstation|xbox|nintendo|\baft[a-z]\b|googletv|android tv|vidaa",
+    r"|\bcrkey\b|roku|playstation|xbox|nintendo|googletv|android tv|vidaa",
     re.IGNORECASE,
 )
+_FIRE_TV = re.compile(r"\bAFT[A-Z0-9]{1,5}\b")  # Amazon's device models: AFTB, AFTMM, ...
 
 
 def browser_family(user_agent: str) -> BrowserFamily:
@@ -469,7 +470,7 @@ def browser_family(user_agent: str) -> BrowserFamily:
     cautious ``generic`` rules.
     """
     ua = user_agent or ""
-    if _TV_MARKERS.search(ua):
+    if _TV_MARKERS.search(ua) or _FIRE_TV.search(ua):
         return "generic"
     if re.search(r"iPhone|iPad|iPod", ua):
         return "safari"

@@ -155,8 +155,6 @@ def ffprobe_argv(
     if is_url(text):
         target = text
         options += ["-protocol_whitelist", URL_PROTOCOLS, "-user_agent", USER_AGENT]
-        # One keep-alive connection for all the range requests (MP4 index at the end).
-        options += ["-multiple_requests", "1"]
         if io_timeout is not None:
             options += ["-rw_timeout", str(max(1, round(io_timeout * 1_000_000)))]
     elif "://" in text:
@@ -223,6 +221,17 @@ async def probe(
     return info
 
 
+# Demuxers a wrong file is typically taken for, named for people.
+_FORMAT_NAMES = {
+    "tty": "plain text",
+    "srt": "SubRip subtitles",
+    "ass": "ASS subtitles",
+    "image2": "an image",
+    "png_pipe": "a PNG image",
+    "jpeg_pipe": "a JPEG image",
+    "hls": "an HLS playlist",
+    "concat": "a concat list",
+}
 _REFUSED = re.compile(r"^\[([^\]@]+?) @ [^\]]*\] Format not on whitelist")
 
 
@@ -236,7 +245,8 @@ def _ffprobe_complaint(exc: ProcessError, target: str) -> str | None:
     for line in lines[:-1]:
         refused = _REFUSED.search(line)
         if refused:
-            return f"not a movie container (ffprobe recognised {refused.group(1)})"
+            found = _FORMAT_NAMES.get(refused.group(1), refused.group(1))
+            return f"not a movie container (ffprobe recognised {found})"
     return last
 
 
@@ -244,7 +254,9 @@ def _ffprobe_complaint(exc: ProcessError, target: str) -> str | None:
 
 
 def parse_probe(json_text: str | bytes, *, source: str | None = None) -> MediaInfo:
-    """Turn the output of ``ffprobe -print_format json -show_format -show_streams``."""
+    """``MediaInfo`` from the output of ``ffprobe -print_format json -show_format
+    -show_streams``. Anything missing or odd becomes None rather than an error; only text
+    that is not a JSON object with a format section raises ``ProbeError``."""
     try:
         data = json.loads(json_text)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -25,7 +25,7 @@ READ_CHUNK = 64 * 1024
 # this bounds how long cleanup waits for that before giving up on the readers.
 PIPE_CLOSE_GRACE = 2.0
 
-StdoutLineCallback = Callable[[bytes], None]
+StdoutLineCallback = Callable[[bytes], object]  # the return value is ignored
 
 
 class ProcessError(Exception):
@@ -148,6 +148,7 @@ class Process:
         self._env = dict(env) if env is not None else None
         self._cwd = cwd
         self._proc: asyncio.subprocess.Process | None = None
+        self._group_gone = False
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- state -------------------------------------------------------------------------
@@ -285,6 +286,8 @@ class Process:
         await proc.wait()
         # Whatever the child left behind in its group would hold the pipes open.
         self._signal_group(signal.SIGKILL)
+        # From now on the group id is a free pid that another child may become leader of.
+        self._group_gone = True
 
     async def _reap(self, proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
@@ -302,9 +305,9 @@ class Process:
                 task.exception()
 
     def _signal_group(self, signum: signal.Signals) -> None:
-        if self._proc is None:
+        if self._proc is None or self._group_gone:
             return
-        # The group id is the child's pid; it cannot be reused while the group has members.
+        # The group id is the child's pid, which stays reserved until the child is reaped.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._proc.pid, signum)
 

@@ -1,0 +1,121 @@
+"""RAR posts through the job API: store-mode sets play while downloading and end as one
+joined file; compressed sets play once downloaded and extracted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.config import Settings
+from tests.support.fake_nntp import FakeNntpFactory
+from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
+from tests.test_jobs_api import API, HEADERS, Client, settings_for, start_app, submit, until
+
+__all__ = ["start_app"]  # the fixture, imported for this module's tests
+
+SETS = {
+    "rar4-new": ["rar3-vols.part1.rar", "rar3-vols.part2.rar", "rar3-vols.part3.rar"],
+    "rar4-old": ["rar3-old.rar", "rar3-old.r00", "rar3-old.r01"],
+    "rar5": ["rar5-vols.part1.rar", "rar5-vols.part2.rar", "rar5-vols.part3.rar"],
+}
+
+
+def unar_extract(volume: Path, out: Path) -> Path:
+    subprocess.run(
+        ["unar", "-q", "-f", "-o", str(out), str(volume)], check=True, capture_output=True
+    )
+    return out
+
+
+def rar_nzb(files: dict[str, bytes], *, part: int = 8192) -> tuple[bytes, list[Any]]:
+    arts = {name: articles_for_bytes(data, name, part_size=part) for name, data in files.items()}
+    nzb = build_nzb([NzbEntry.from_articles(a) for a in arts.values()])
+    return nzb, [a for v in arts.values() for a in v]
+
+
+@pytest.mark.parametrize("obfuscated", [False, True], ids=["named", "obfuscated"])
+@pytest.mark.parametrize("which", sorted(SETS))
+async def test_store_mode_set_plays_while_downloading_then_joins(
+    fake_nntp: FakeNntpFactory,
+    start_app: Callable[[Settings], Awaitable[Client]],
+    shared_fixtures: Path,
+    tmp_path: Path,
+    which: str,
+    obfuscated: bool,
+) -> None:
+    rar_dir = shared_fixtures / "rar" / "rarfile"
+    names = SETS[which]
+    expected = (
+        unar_extract(rar_dir / names[0], tmp_path / "unar") / "vols" / "bigfile.txt"
+    ).read_bytes()
+    files = {n: (rar_dir / n).read_bytes() for n in names}
+    if obfuscated:  # random names, shuffled order: only the headers can order them
+        files = {os.urandom(8).hex(): files[n] for n in reversed(names)}
+    nzb, arts = rar_nzb(files)
+    total = sum(len(d) for d in files.values())
+    srv = await fake_nntp(articles=arts, bytes_per_second=total / 4)
+    client = await start_app(settings_for(tmp_path, srv))
+    job_id = await submit(client, nzb)
+
+    await until(client, job_id, lambda j: j["playable"])
+    stream = await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
+    assert stream["size"] == len(expected)
+    assert stream["url"].split("?")[0].endswith("/bigfile.txt")
+    # Read all of it through ranges while the volumes are still arriving.
+    got = b""
+    for start in range(0, len(expected), 50_000):
+        end = min(len(expected), start + 50_000) - 1
+        r = await client.get(stream["url"], headers={"Range": f"bytes={start}-{end}"})
+        assert r.status == 206
+        got += await r.read()
+    assert got == expected
+
+    srv.bytes_per_second = None
+    job = await until(client, job_id, lambda j: j["status"] == "ready")
+    folder = tmp_path / "data" / "downloads" / job_id
+    assert (folder / "bigfile.txt").read_bytes() == expected
+    assert not list(folder.rglob("*.rar")) and not (folder / "files").exists()  # volumes removed
+    final = await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
+    assert await (await client.get(final["url"])).read() == expected
+    assert job["progress"] == 100
+
+
+async def test_compressed_archive_plays_only_after_extraction(
+    fake_nntp: FakeNntpFactory,
+    start_app: Callable[[Settings], Awaitable[Client]],
+    shared_fixtures: Path,
+    tmp_path: Path,
+) -> None:
+    archive = shared_fixtures / "rar" / "rarfile" / "rar3-solid.rar"
+    out = unar_extract(archive, tmp_path / "unar")
+    largest = max((p for p in out.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    # The archive is tiny; a slow companion file keeps the job downloading after it is known.
+    nzb, arts = rar_nzb(
+        {"Solid.Post.rar": archive.read_bytes(), "Solid.Post.nfo": os.urandom(400_000)}, part=4096
+    )
+    srv = await fake_nntp(articles=arts, bytes_per_second=200_000)
+    client = await start_app(settings_for(tmp_path, srv))
+    job_id = await submit(client, nzb)
+    said: set[str] = set()
+    async with asyncio.timeout(20):
+        while True:
+            j = await (await client.get(f"{API}/jobs/{job_id}", headers=HEADERS)).json()
+            if j["status"] == "ready":
+                break
+            assert not j["playable"], "a compressed archive cannot play before extraction"
+            r = await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)
+            if j["status"] == "downloading" and r.status == 400:
+                said.add((await r.json())["error"])
+            assert j["status"] != "error", j["error_message"]
+            await asyncio.sleep(0.05)
+    # The job said why it could not play yet.
+    assert any("compressed" in m and "extracted" in m for m in said), said
+    stream = await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
+    assert stream["kind"] == "file"
+    assert await (await client.get(stream["url"])).read() == largest.read_bytes()
