@@ -9,23 +9,26 @@ What it does, all in one temp dir that is removed at the end (also on Ctrl-C or 
    check what the server sends without keeping the file), posts it straight to innd and
    deletes it; starts `matinee serve` with a private config (that INN2, 8 connections,
    one active download);
-2. `--rounds` times: submits the NZB (`POST /jobs`, multipart) and measures
+2. runs one job to `ready` (its download speed, from the job's events, is the calibration
+   step 3 needs), checks the finished file (SHA-256), starts nginx (Debian's, a private
+   config: `sendfile on`, `access_log off`, `worker_processes auto`) on the file's folder,
+   and loads both with wrk, `--readers` connections, each in its own wrk thread, for
+   `--seconds`: random 4 MiB ranges, then each reader reading the file sequentially in
+   64 MiB ranges from a random start. nginx and Matinee take turns (3 runs each per mode,
+   after one short unmeasured warm-up each); Matinee is read through the token URL from
+   `/stream`, without the API key. Then the job is deleted (the disk holds one copy);
+3. `--rounds` times: submits the NZB again (`POST /jobs`, multipart) and measures
    * time to first MiB: from sending the POST, polling `GET /movies/{job}/stream` every
      20 ms until it answers 200, to the last byte of `GET url` with `Range: bytes=0-1048575`;
    * time to first byte of ranges not downloaded yet: while the job is still
      `downloading`, 256 KiB ranges at 5 offsets spread over 60-95 % of the file (highest
-     first), each requested only when it lies beyond what the job reports on disk
-     (`bytes_done` plus 1.5 s at its current speed plus 16 MiB: `bytes_done` is refreshed
-     once a second); the clock runs from sending the request to the first body byte;
+     first, as the download is sequential), each requested only when it lies beyond the
+     most the download can have reached: the larger of the job's `bytes_done` plus 1.5 s
+     at its `speed_bps` (both are refreshed once a second) and 1.5 times the calibration
+     speed since the POST, plus 16 MiB; the clock runs from sending the request to the
+     first body byte;
    and where the time before the first MiB went, from the job's events in Matinee's
    SQLite file (read only); then deletes the job (`DELETE /jobs/{id}`);
-3. runs one more job to `ready`, checks the finished file (SHA-256), starts nginx
-   (Debian's, a private config: `sendfile on`, `access_log off`, `worker_processes auto`)
-   on the file's folder, and loads both with wrk, `--readers` connections each in its own
-   wrk thread for `--seconds`: random 4 MiB ranges, then each reader reading the file
-   sequentially in 64 MiB ranges from a random start. nginx and Matinee take turns
-   (3 runs each per mode, after one short unmeasured warm-up each); Matinee is read
-   through the token URL from `/stream`, without the API key;
 4. prints a table, the ratios, then one JSON line with every number.
 
 Every byte read by this script is compared with the source; wrk's answers are counted
@@ -85,6 +88,7 @@ PROBE_LENGTH = 256 * 1024  # bytes of each not-yet-downloaded range
 PROBE_FRACTIONS = (0.95, 0.8625, 0.775, 0.6875, 0.60)  # highest first: the download is behind
 PROBE_JITTER = 0.02
 FRONTIER_SECONDS = 1.5  # bytes_done is refreshed once a second: allow for that, and more
+FRONTIER_SPEEDUP = 1.5  # the download may run this much faster than the calibration job did
 FRONTIER_MARGIN = 16 * MIB
 RANDOM_CHUNK = 4 * MIB
 SEQUENTIAL_CHUNK = 64 * MIB
@@ -244,7 +248,10 @@ def multipart(field_name: str, filename: str, data: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], what: str) -> None:
+def wait_http(
+    port: int, path: str, proc: subprocess.Popen[bytes], what: str, *, any_answer: bool = False
+) -> None:
+    """Until `GET path` answers 200 (with `any_answer`, anything but a 5xx)."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     while True:
         if proc.poll() is not None:
@@ -252,7 +259,8 @@ def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], what: str) ->
         with contextlib.suppress(OSError, http.client.HTTPException):
             client = Http(port)
             try:
-                if client.request("GET", path).status < 500:
+                status = client.request("GET", path).status
+                if status == 200 or (any_answer and status < 500):
                     return
             finally:
                 client.close()
@@ -262,6 +270,14 @@ def wait_http(port: int, path: str, proc: subprocess.Popen[bytes], what: str) ->
 
 
 # -- Matinee ------------------------------------------------------------------------------
+
+
+@dataclass
+class Submitted:
+    job_id: str
+    sent: float  # time.perf_counter() as the POST went out
+    sent_wall: float  # time.time() then, to compare with the job's event times
+    answered: float  # seconds from sending the POST to its 202
 
 
 class Matinee:
@@ -320,14 +336,15 @@ class Matinee:
     def call(self, method: str, path: str, **kw: Any) -> Reply:
         return self.api.request(method, API + path, **kw)
 
-    def submit(self, nzb: Path) -> tuple[str, float]:
-        """POST /jobs; (job id, seconds until the 202)."""
+    def submit(self, nzb: Path) -> Submitted:
+        """POST /jobs with the NZB; the clock starts as the request is sent."""
         body, ctype = multipart("nzb", nzb.name, nzb.read_bytes())
-        t0 = time.perf_counter()
+        wall, t0 = time.time(), time.perf_counter()
         reply = self.call("POST", "/jobs", headers={"Content-Type": ctype}, body=body)
+        answered = time.perf_counter() - t0
         if reply.status != 202:
             raise BenchError(f"POST /jobs answered {reply.status}: {reply.body[:500]!r}")
-        return str(reply.json()["job_id"]), time.perf_counter() - t0
+        return Submitted(str(reply.json()["job_id"]), t0, wall, answered)
 
     def job(self, job_id: str) -> dict[str, Any]:
         reply = self.call("GET", f"/jobs/{job_id}")
@@ -422,7 +439,7 @@ class Nginx:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_http(self.port, "/", self.proc, "nginx")
+        wait_http(self.port, "/", self.proc, "nginx", any_answer=True)
 
     @property
     def pid(self) -> int:
@@ -577,7 +594,7 @@ class Probe:
     offset: int
     fraction: float  # of the file
     job_progress: float  # % the job reported just before
-    frontier: int  # the estimate of what was on disk
+    frontier: int  # the (high) estimate of how far the download had got
     ttfb: float | None = None
     seconds: float | None = None
     ok: bool | None = None
@@ -587,6 +604,7 @@ class Probe:
 @dataclass
 class Round:
     index: int
+    size: int
     job_id: str = ""
     post_seconds: float = 0.0  # POST sent -> 202
     playable_seconds: float = 0.0  # POST sent -> /stream answered 200
@@ -614,13 +632,14 @@ def check_range(got: RangeRead, source: Source, start: int, length: int) -> bool
     )
 
 
-def play_round(index: int, matinee: Matinee, nzb: Path, source: Source) -> Round:
-    r = Round(index)
+def play_round(
+    index: int, matinee: Matinee, nzb: Path, source: Source, calibrated_bps: float
+) -> Round:
+    r = Round(index, source.size)
     media = Http(matinee.port)  # the token URL needs no API key
     try:
-        wall0 = time.time()
-        t0 = time.perf_counter()
-        r.job_id, r.post_seconds = matinee.submit(nzb)
+        sub = matinee.submit(nzb)
+        r.job_id, r.post_seconds, t0, wall0 = sub.job_id, sub.answered, sub.sent, sub.sent_wall
         info = None
         while info is None:
             if time.perf_counter() - t0 > 120:
@@ -649,9 +668,14 @@ def play_round(index: int, matinee: Matinee, nzb: Path, source: Source) -> Round
                 jittered = fraction + rng.uniform(-PROBE_JITTER, PROBE_JITTER)
                 offset = min(source.size - PROBE_LENGTH, int(source.size * jittered))
                 job = matinee.job(r.job_id)
+                # How far the download may have got: what the job reported (up to a second
+                # old) plus its speed, or the calibration job's speed since the POST, more
+                # generous either way. Offsets below that are not asked for.
                 frontier = int(
-                    job["bytes_done"]
-                    + float(job["speed_bps"] or 0) * FRONTIER_SECONDS
+                    max(
+                        job["bytes_done"] + float(job["speed_bps"] or 0) * FRONTIER_SECONDS,
+                        calibrated_bps * FRONTIER_SPEEDUP * (time.perf_counter() - t0),
+                    )
                     + FRONTIER_MARGIN
                 )
                 probe = Probe(offset, offset / source.size, float(job["progress"]), frontier)
@@ -665,10 +689,11 @@ def play_round(index: int, matinee: Matinee, nzb: Path, source: Source) -> Round
                 got = media.read_range(url, offset, PROBE_LENGTH)
                 probe.ttfb, probe.seconds = got.ttfb, got.seconds
                 probe.ok = check_range(got, source, offset, PROBE_LENGTH)
+            if r.probes and all(p.skipped and p.skipped.startswith("job") for p in r.probes):
+                r.note = "the download ended before any range could be asked"
         events = matinee.events(r.job_id)
         r.phases = phases(events, wall0, r)
         matinee.delete(r.job_id)
-        r.job_id += " (deleted)"
         return r
     finally:
         media.close()
@@ -686,8 +711,18 @@ def phases(events: list[tuple[str, float]], wall0: float, r: Round) -> dict[str,
     return out
 
 
-def run_to_ready(matinee: Matinee, nzb: Path, size: int) -> tuple[str, dict[str, Any], Path]:
-    job_id, _ = matinee.submit(nzb)
+@dataclass
+class Ready:
+    job_id: str
+    info: dict[str, Any]  # what /stream answered
+    path: Path  # the finished movie
+    seconds: float  # POST sent -> ready seen
+    download_seconds: float  # from the job's events: downloading -> preparing
+
+
+def run_to_ready(matinee: Matinee, nzb: Path, size: int) -> Ready:
+    sub = matinee.submit(nzb)
+    job_id, t0 = sub.job_id, sub.sent
     deadline = time.monotonic() + max(180.0, size / 10e6)
     while True:
         job = matinee.job(job_id)
@@ -697,7 +732,12 @@ def run_to_ready(matinee: Matinee, nzb: Path, size: int) -> tuple[str, dict[str,
             raise BenchError(f"{job_id} ended {job['status']}: {job.get('error_message')}")
         if time.monotonic() > deadline:
             raise BenchError(f"{job_id} was not ready in time ({job['status']})")
-        time.sleep(0.1)
+        time.sleep(0.05)
+    seconds = time.perf_counter() - t0
+    at = {kind: when for kind, when in reversed(matinee.events(job_id))}
+    download_seconds = at.get("preparing", 0.0) - at.get("downloading", 0.0)
+    if download_seconds <= 0:
+        raise BenchError(f"{job_id}: no downloading/preparing events ({sorted(at)})")
     info = matinee.stream(job_id)
     if info is None or info.get("kind") != "file":
         raise BenchError(f"/stream of the ready job: {info}")
@@ -705,7 +745,7 @@ def run_to_ready(matinee: Matinee, nzb: Path, size: int) -> tuple[str, dict[str,
     path = matinee.data_dir / "downloads" / job_id / name
     if not path.is_file():
         raise BenchError(f"the finished movie is not at {path}")
-    return job_id, info, path
+    return Ready(job_id, info, path, seconds, download_seconds)
 
 
 # -- report -------------------------------------------------------------------------------
@@ -783,27 +823,25 @@ def main(argv: list[str] | None = None) -> int:
                 matinee.start()
                 log(f"matinee serve on {LOOPBACK}:{matinee.port}")
 
-                for i in range(1, args.rounds + 1):
-                    r = play_round(i, matinee, nzb, source)
-                    rounds.append(r)
-                    log("  " + describe_round(r))
-                checks["first_mib_bytes"] = all(r.first_mib_ok for r in rounds)
-                checks["range_bytes"] = all(p.ok is not False for r in rounds for p in r.probes)
-
+                # The finished-file comparison first: its job also tells how fast a download
+                # runs here, which the rounds need to tell which offsets are not on disk yet.
                 log("running one job to ready ...")
-                t0 = time.perf_counter()
-                job_id, info, path = run_to_ready(matinee, nzb, source.size)
-                extra["ready_seconds"] = round(time.perf_counter() - t0, 2)
-                ok = path.stat().st_size == source.size and sha256_file(path) == digest
+                ready = run_to_ready(matinee, nzb, source.size)
+                calibrated_bps = source.size / ready.download_seconds
+                extra["ready_seconds"] = round(ready.seconds, 2)
+                extra["ready_download_mb_per_s"] = round(calibrated_bps / 1e6, 1)
+                ok = ready.path.stat().st_size == source.size
+                ok = ok and sha256_file(ready.path) == digest
                 checks["finished_file_sha256"] = ok
-                sha = "ok" if ok else "BAD"
-                log(f"  {job_id} ready in {extra['ready_seconds']} s; SHA-256 {sha}")
-
-                nginx = Nginx(tmp / "nginx", path.parent)
+                log(
+                    f"  {ready.job_id} ready in {ready.seconds:.2f} s (download "
+                    f"{calibrated_bps / 1e6:.0f} MB/s); SHA-256 {'ok' if ok else 'BAD'}"
+                )
+                nginx = Nginx(tmp / "nginx", ready.path.parent)
                 nginx.start()
                 urls = {
-                    "nginx": f"http://{LOOPBACK}:{nginx.port}/{path.name}",
-                    "matinee": f"http://{LOOPBACK}:{matinee.port}{info['url']}",
+                    "nginx": f"http://{LOOPBACK}:{nginx.port}/{ready.path.name}",
+                    "matinee": f"http://{LOOPBACK}:{matinee.port}{ready.info['url']}",
                 }
                 pids = {"nginx": nginx.pid, "matinee": matinee.pid}
                 log(f"nginx on {LOOPBACK}:{nginx.port}; checking both serve the same bytes ...")
@@ -827,6 +865,21 @@ def main(argv: list[str] | None = None) -> int:
                             loads.append(run)
                             log("  " + describe_load(run))
                 checks["load_responses"] = all(r.ok for r in loads)
+                nginx.stop()
+                nginx = None
+                matinee.delete(ready.job_id)  # disk: INN2's spool + one copy at a time
+
+                log(f"progressive playback, {args.rounds} rounds ...")
+                for i in range(1, args.rounds + 1):
+                    r = play_round(i, matinee, nzb, source, calibrated_bps)
+                    rounds.append(r)
+                    log("  " + describe_round(r))
+                checks["first_mib_bytes"] = all(r.first_mib_ok for r in rounds)
+                checks["range_bytes"] = all(p.ok is not False for r in rounds for p in r.probes)
+            except BenchError:
+                if matinee is not None:
+                    log("matinee's log ends with:\n" + matinee.log_tail())
+                raise
             finally:
                 if nginx is not None:
                     nginx.stop()
@@ -839,8 +892,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BenchError as exc:
         log(f"error: {exc}")
-        if matinee is not None:
-            log(matinee.log_tail())
         return 2
 
     report(args, rounds, loads, checks, extra, time.monotonic() - started)
@@ -869,16 +920,17 @@ def spot_check(urls: dict[str, str], source: Source) -> bool:
 
 def describe_round(r: Round) -> str:
     probes = " ".join(
-        f"{p.fraction * 100:.0f}%:{p.ttfb * 1000:.0f}ms"
-        if p.ttfb is not None
-        else f"{p.fraction * 100:.0f}%:skip"
+        f"{p.fraction * 100:.0f}%"
+        + (f"(<{min(100, p.frontier / r.size * 100):.0f}%)" if p.ttfb is not None else "")
+        + ":"
+        + (f"{p.ttfb * 1000:.0f}ms" if p.ttfb is not None else "skip")
         for p in r.probes
     )
     ok = "ok" if r.ok else "BYTES WRONG"
     return (
         f"round {r.index}: first MiB {r.first_mib_seconds:.3f} s (playable seen "
-        f"{r.playable_seconds:.3f} s, {r.polls} polls); at {r.progress_after_first_mib:.1f}% "
-        f"then; range TTFB {probes or '-'}  {ok}{'  ' + r.note if r.note else ''}"
+        f"{r.playable_seconds:.3f} s, {r.polls} polls); range TTFB at offset(download "
+        f"frontier) {probes or '-'}  {ok}{'  ' + r.note if r.note else ''}"
     )
 
 
@@ -997,11 +1049,14 @@ def report(
                         "first_mib_ttfb_s": round(r.first_mib_ttfb, 4),
                         "polls": r.polls,
                         "phases_s": r.phases,
+                        "job_id": r.job_id,
+                        "status_after_first_mib": r.status_after_first_mib,
                         "progress_after_first_mib": r.progress_after_first_mib,
                         "probes": [
                             {
                                 "fraction": round(p.fraction, 4),
                                 "job_progress": p.job_progress,
+                                "frontier_fraction": round(min(1.0, p.frontier / r.size), 4),
                                 "ttfb_s": None if p.ttfb is None else round(p.ttfb, 4),
                                 "seconds": None if p.seconds is None else round(p.seconds, 4),
                                 "ok": p.ok,

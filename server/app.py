@@ -1,7 +1,8 @@
 """The application factory: one ``create_app(settings)``, no module-level state.
 
 Long-lived resources each own their start and stop in a cleanup context, in dependency
-order: SQLite store, outgoing HTTP session, then the job manager that uses both.
+order: SQLite store, outgoing HTTP session, the TMDB and indexer clients that use both,
+then the job manager that uses all of them.
 """
 
 from __future__ import annotations
@@ -11,13 +12,20 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from server import api_jobs
+from server import api_discovery, api_jobs
+from server.auth import setup_auth
 from server.config import Settings
+from server.discovery import Discovery
+from server.forwarded import forwarded_middleware
+from server.indexers import Indexers
 from server.jobs import JobManager
-from server.keys import HTTP, JOBS, SECRET, SETTINGS, STORE
+from server.keys import DISCOVERY, HTTP, JOBS, SECRET, SETTINGS, STORE
 from server.media_routes import MediaView, media_handler
 from server.middleware import auth_middleware, errors_middleware
+from server.openapi import spec
 from server.store import store_context
+from server.templates import setup_templates
+from server.tmdb import TmdbClient
 from server.tokens import load_or_create_secret
 
 API_PREFIX = "api/movies-on-demand"
@@ -41,8 +49,16 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _discovery_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, session, store = app[SETTINGS], app[HTTP], app[STORE]
+    app[DISCOVERY] = Discovery(
+        TmdbClient(session, settings.tmdb, store), Indexers(session, settings.indexers, store)
+    )
+    yield
+
+
 async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    manager = JobManager(app[STORE], app[SETTINGS])
+    manager = JobManager(app[STORE], app[SETTINGS], releases=app[DISCOVERY])
     app[JOBS] = manager
     await manager.start()
     try:
@@ -52,15 +68,20 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    # errors first (outermost) so every failure, auth included, has the API's error shape
-    app = web.Application(middlewares=[errors_middleware, auth_middleware])
+    # errors first (outermost) so every failure, auth included, has the API's error shape;
+    # then X-Forwarded-* from trusted proxies, so that auth (rate limit, Secure cookie) sees
+    # the client's address and scheme; then auth.
+    app = web.Application(middlewares=[errors_middleware, forwarded_middleware, auth_middleware])
     app[SETTINGS] = settings
     app[SECRET] = load_or_create_secret(settings.auth.session_secret, settings.server.data_dir)
-    app.cleanup_ctx.extend([_store_ctx, _http_ctx, _jobs_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _http_ctx, _discovery_ctx, _jobs_ctx])
+    setup_templates(app)  # Jinja on web/templates, {base}static/
+    setup_auth(app)  # login/logout routes; sessions need the store, so after its context
     base = settings.server.base_path  # always starts and ends with "/"
 
     api = web.Application()
     api.add_routes(api_jobs.routes)
+    api.add_routes(api_discovery.routes)
     app.add_subapp(f"{base}{API_PREFIX}", api)
 
     async def lookup(job_id: str, name: str) -> MediaView | None:
@@ -73,4 +94,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_route("GET", f"{base}media/{{job_id}}/{{name}}", handler, name="media")
     app.router.add_route("HEAD", f"{base}media/{{job_id}}/{{name}}", handler)
     app.router.add_get(f"{base}api/health", health, name="health")
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(spec(base))
+
+    app.router.add_get(f"{base}api/openapi.json", openapi, name="openapi")
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from server.config import (
+    DEFAULT_CONFIG_PATH,
     ConfigError,
     UsenetServerConfig,
     describe,
@@ -40,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args)
         if command == "download":
             return _download(args)
+        if command == "set-password":
+            return _set_password(args)
         return _serve(args)
     except ConfigError as exc:
         print(f"matinee: invalid configuration ({_config_label(args)}):", file=sys.stderr)
@@ -90,6 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
+    )
+
+    set_password = commands.add_parser(
+        "set-password",
+        parents=[common],
+        help="set the web UI password (stored as a scrypt hash in the config file)",
+        description="Ask for the web UI password twice and write its scrypt hash to "
+        "password_hash in the [auth] section of the configuration file, keeping the rest of "
+        "the file as it is. Restart Matinee afterwards.",
+    )
+    set_password.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
+    )
+    set_password.add_argument(
+        "--stdin", action="store_true", help="read the password from one line of standard input"
     )
 
     download = commands.add_parser(
@@ -178,6 +197,41 @@ def _download(args: argparse.Namespace) -> int:
 
     status: int = run_download(args, settings)
     return status
+
+
+def _set_password(args: argparse.Namespace) -> int:
+    # Imported here so that the other commands do not load the web stack.
+    from server.auth import MIN_PASSWORD, hash_password, write_password_hash
+
+    path = resolve_config_path(_config_path(args)) or DEFAULT_CONFIG_PATH
+    try:
+        if args.stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass("New web UI password: ")
+            if getpass.getpass("The same again: ") != password:
+                message = "the passwords differ; nothing changed"
+                print(f"matinee set-password: {message}", file=sys.stderr)
+                return 1
+    except (EOFError, KeyboardInterrupt):
+        print("\nmatinee set-password: no password given; nothing changed", file=sys.stderr)
+        return 1
+    if len(password) < MIN_PASSWORD:
+        print(
+            f"matinee set-password: the password must be at least {MIN_PASSWORD} characters;"
+            " nothing changed",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        action = write_password_hash(path, hash_password(password))
+    except (OSError, ValueError) as exc:
+        print(f"matinee set-password: cannot update {path}: {exc}", file=sys.stderr)
+        return 1
+    done = {"replaced": "Replaced", "added": "Added", "created": "Created the file with"}[action]
+    print(f"{done} password_hash in the [auth] section of {path}.")
+    print("Restart Matinee to use the new password.")
+    return 0
 
 
 # --------------------------------------------------------------------------- helpers

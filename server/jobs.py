@@ -25,13 +25,15 @@ from nntp.fetch import FetchOutcome, finish_download
 from nntp.media import MediaView
 from nntp.nzb import Nzb, NzbError, parse_nzb
 from server.config import Settings
-from server.errors import Conflict, InvalidInput, NotFound
+from server.discovery import ReleaseSource, preference_of
+from server.errors import ApiError, Conflict, InvalidInput, NotFound
 from server.job_media import MediaError, MediaPlan, find_media, prepare_media, static_view
 from server.store import Job, Store, new_job_id
 
 log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "downloading", "preparing")
+MAX_ATTEMPTS = 3  # releases tried in auto mode before a job gives up
 TERMINAL = ("ready", "error", "deleted")
 TICK = 1.0  # seconds between progress writes
 NZB_FILE = "job.nzb"
@@ -76,9 +78,12 @@ class JobManager:
         settings: Settings,
         *,
         servers: Sequence[ServerSpec] | None = None,
+        releases: ReleaseSource | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.releases = releases
+        self._submit_lock = asyncio.Lock()  # one active job per movie, even under races
         self.settings = settings
         self.servers = list(servers) if servers is not None else spec_from_settings(settings)
         self.root = settings.downloads.dir
@@ -134,19 +139,93 @@ class JobManager:
         job_id = new_job_id()
         folder = self.root / job_id
         await asyncio.to_thread(_write_nzb, folder, nzb_data)
+        job = self._new_job(
+            job_id,
+            folder,
+            movie_id=movie_id,
+            mode=mode,
+            source=source,
+            release_id=release_id,
+            release_title=release_title or _title_of(nzb, filename),
+            filename=filename,
+            size=int(nzb.bytes / 1.03),
+        )
+        job = await self.store.create_job(job)
+        await self.store.add_event(job_id, "queued", f"queued from {source}")
+        self._spawn(job_id)
+        return job
+
+    async def submit_movie(
+        self,
+        movie_id: int,
+        *,
+        mode: str,
+        release_id: str | None = None,
+        preference: str = "1080p",
+    ) -> tuple[Job, bool]:
+        """Queue a job that finds its own release; (job, False) when the movie already has
+        an active one. The search and the NZB fetch happen in the job, not in the request."""
+        if self.releases is None:
+            raise InvalidInput("finding releases needs [tmdb] and [[indexers]] configured")
+        if not self.servers:
+            raise InvalidInput(
+                "no Usenet server is configured: add [[usenet.servers]] to the configuration"
+            )
+        async with self._submit_lock:
+            active = await self.store.active_job_for_movie(movie_id)
+            if active is not None:
+                return active, False
+            job_id = new_job_id()
+            folder = self.root / job_id
+            await asyncio.to_thread(folder.mkdir, parents=True)
+            job = await self.store.create_job(
+                self._new_job(
+                    job_id,
+                    folder,
+                    movie_id=movie_id,
+                    mode=mode,
+                    source="fetch",
+                    release_id=release_id,
+                    release_title=None,
+                    filename=None,
+                    size=0,
+                )
+            )
+            await self.store.add_event(
+                job_id,
+                "requested",
+                f"{mode} release for movie {movie_id}",
+                {"preference": preference, "release_id": release_id},
+            )
+        self._spawn(job_id)
+        return job, True
+
+    def _new_job(
+        self,
+        job_id: str,
+        folder: Path,
+        *,
+        movie_id: int | None,
+        mode: str,
+        source: str,
+        release_id: str | None,
+        release_title: str | None,
+        filename: str | None,
+        size: int,
+    ) -> Job:
         now = self.clock()
-        job = Job(
+        return Job(
             job_id=job_id,
             movie_id=movie_id,
             status="queued",
             progress=0.0,
             playable=False,
             bytes_done=0,
-            bytes_total=int(nzb.bytes / 1.03),
+            bytes_total=size,
             speed_bps=0.0,
             eta_seconds=None,
             error_message=None,
-            release_title=release_title or _title_of(nzb, filename),
+            release_title=release_title,
             release_id=release_id,
             mode=mode,
             attempt=1,
@@ -162,10 +241,6 @@ class JobManager:
             ready_at=None,
             expires_at=None,
         )
-        job = await self.store.create_job(job)
-        await self.store.add_event(job_id, "queued", f"queued from {source}")
-        self._spawn(job_id)
-        return job
 
     async def delete(self, job_id: str) -> Job:
         """Cancel a job, delete its files, mark it deleted."""
@@ -234,30 +309,13 @@ class JobManager:
     async def _run(self, job_id: str) -> None:
         live = self._live[job_id]
         try:
-            job = await self.get(job_id)
-            folder = Path(job.dir)
-            nzb = await asyncio.to_thread(_read_nzb, folder, job.nzb_name)
             async with self._slots:
-                if job.status == "queued":
-                    job = await self._update(job_id, status="downloading")
-                    await self.store.add_event(job_id, "downloading", "download started")
-                if job.status == "downloading":
-                    outcome = await self._download(job, nzb, folder / FILES_DIR, live)
-                    if not outcome.complete:
-                        await self._fail(job_id, _explain(outcome))
-                        return
-                    job = await self._update(
-                        job_id, status="preparing", speed_bps=0.0, eta_seconds=0.0
-                    )
-                    await self.store.add_event(
-                        job_id,
-                        "preparing",
-                        "repaired with PAR2" if outcome.repaired else "download complete",
-                    )
-                if job.status == "preparing":
-                    await self._prepare(job, folder / FILES_DIR, live, nzb.password)
+                while not await self._run_once(job_id, live):
+                    pass  # auto mode moved on to another release
         except asyncio.CancelledError:
             raise
+        except ApiError as exc:  # TMDB or an indexer, while choosing a release
+            await self._fail(job_id, exc.message)
         except (NntpError, DownloadError) as exc:
             await self._fail(job_id, f"Usenet download failed: {exc}")
         except OSError as exc:
@@ -267,6 +325,118 @@ class JobManager:
             await self._fail(job_id, f"internal error: {exc}")
         finally:
             live.download = None
+
+    async def _run_once(self, job_id: str, live: _Live) -> bool:
+        """One release, from NZB to ready. False when auto mode should try another."""
+        job = await self.get(job_id)
+        folder = Path(job.dir)
+        if job.status == "queued" and not (folder / NZB_FILE).exists():
+            job = await self._choose_release(job)
+            if job.status == "error":
+                return True
+        try:
+            nzb = await asyncio.to_thread(_read_nzb, folder, job.nzb_name)
+        except NzbError as exc:
+            return await self._give_up_release(job, live, f"the indexer's NZB is not usable: {exc}")
+        if job.status == "queued":
+            job = await self._update(job_id, status="downloading")
+            await self.store.add_event(job_id, "downloading", "download started")
+        if job.status == "downloading":
+            outcome = await self._download(job, nzb, folder / FILES_DIR, live)
+            if not outcome.complete:
+                return await self._give_up_release(job, live, _explain(outcome))
+            job = await self._update(job_id, status="preparing", speed_bps=0.0, eta_seconds=0.0)
+            await self.store.add_event(
+                job_id,
+                "preparing",
+                "repaired with PAR2" if outcome.repaired else "download complete",
+            )
+        if job.status == "preparing":
+            await self._prepare(job, folder / FILES_DIR, live, nzb.password)
+        return True
+
+    async def _choose_release(self, job: Job) -> Job:
+        """Search, rank and fetch the NZB of the release this job should download."""
+        if self.releases is None or job.movie_id is None:
+            await self._fail(job.job_id, "this job has no NZB and no way to find one")
+            return await self.get(job.job_id)
+        events = await self.store.list_events(job.job_id)
+        requested = next((e.data for e in events if e.kind == "requested"), {})
+        tried = {e.data.get("release_id") for e in events if e.kind == "release"}
+        found = await self.releases.releases(
+            job.movie_id, preference_of(requested.get("preference"))
+        )
+        if job.mode == "manual":
+            choice = next((r for r in found.releases if r.release_id == job.release_id), None)
+            if choice is None:
+                await self._fail(
+                    job.job_id, "the chosen release is no longer offered by the indexers"
+                )
+                return await self.get(job.job_id)
+        else:
+            fresh = [r for r in found.releases if not r.excluded and r.release_id not in tried]
+            if not fresh:
+                why = "no more releases to try" if tried else "no suitable release was found"
+                if found.errors:
+                    why += " (" + "; ".join(f"{k}: {v}" for k, v in found.errors.items()) + ")"
+                await self._fail(job.job_id, why)
+                return await self.get(job.job_id)
+            choice = fresh[0]
+        data, filename = await self.releases.nzb(choice)
+        await asyncio.to_thread((Path(job.dir) / NZB_FILE).write_bytes, data)
+        reason = choice.reasons[0] if choice.reasons else f"score {choice.score}"
+        await self.store.add_event(
+            job.job_id,
+            "release",
+            f"chose {choice.title} from {choice.indexer} ({reason})",
+            {"release_id": choice.release_id, "score": choice.score},
+        )
+        return await self._update(
+            job.job_id,
+            release_id=choice.release_id,
+            release_title=choice.title,
+            nzb_name=filename,
+            bytes_total=choice.size or 0,
+        )
+
+    async def _give_up_release(self, job: Job, live: _Live, problem: str) -> bool:
+        """A release that cannot complete: in auto mode, clean up and try the next one."""
+        retry = (
+            job.mode == "auto"
+            and job.attempt < MAX_ATTEMPTS
+            and self.releases is not None
+            and job.movie_id is not None
+        )
+        if not retry:
+            await self._fail(job.job_id, problem)
+            return True
+        await self.store.add_event(
+            job.job_id,
+            "retry",
+            f"{job.release_title or 'the release'} failed: {problem}; trying the next-best release",
+        )
+        live.view = None
+        live.note = None
+        folder = Path(job.dir)
+        await asyncio.to_thread(shutil.rmtree, folder / FILES_DIR, True)
+        await asyncio.to_thread((folder / NZB_FILE).unlink, True)
+        await self._update(job.job_id, status="error", error_message=problem)
+        await self._update(
+            job.job_id,
+            status="queued",
+            error_message=None,
+            attempt=job.attempt + 1,
+            playable=False,
+            progress=0.0,
+            bytes_done=0,
+            speed_bps=0.0,
+            eta_seconds=None,
+            media_name=None,
+            media_kind=None,
+            content_type=None,
+            media_size=None,
+        )
+        return False
 
     async def _download(self, job: Job, nzb: Nzb, files_dir: Path, live: _Live) -> FetchOutcome:
         dl = Download(nzb, files_dir, self.servers)

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import aiohttp
 from aiohttp import web
 
 from server.config import Settings
+from server.discovery import Discovery
 from server.jobs import JobManager
 from server.store import Store
+
+if TYPE_CHECKING:
+    # server.auth imports this module; its classes are needed here only for typing.
+    from server.auth import ActiveSession, LoginLimiter, Sessions
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 JOBS = web.AppKey("jobs", JobManager)
 HTTP = web.AppKey("http", aiohttp.ClientSession)  # outgoing requests (indexers, TMDB)
 SECRET = web.AppKey("secret", bytes)  # signs media URLs
+DISCOVERY = web.AppKey("discovery", Discovery)  # TMDB + indexers + ranking
+LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")  # failed logins per IP
+SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # login sessions (in the store)
+
+# Per request, set by the auth middleware when a session cookie authenticated the request.
+SESSION: web.RequestKey[ActiveSession] = web.RequestKey("session")
+CSRF_TOKEN = web.RequestKey("csrf", str)  # the session's token, for forms in templates

@@ -1,7 +1,8 @@
 """Request middlewares: error shaping and authentication.
 
-Installed in this order (outermost first): errors, then auth, so that an auth failure is
-shaped like every other error.
+Installed in this order (outermost first): errors, forwarded (server/forwarded.py), then
+auth, so that an auth failure is shaped like every other error and auth sees the client's
+address and scheme as the trusted reverse proxy reported them.
 """
 
 from __future__ import annotations
@@ -12,16 +13,22 @@ import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from yarl import URL
 
+from server.auth import SAFE_METHODS, Forbidden, csrf_ok, session_for, set_session_cookie
 from server.errors import ApiError, NotFound, Unauthorized
-from server.keys import SECRET, SETTINGS
+from server.keys import CSRF_TOKEN, SECRET, SESSION, SETTINGS
 from server.tokens import verify
 
 log = logging.getLogger(__name__)
 
-# Reachable without credentials: liveness checks and static assets.
-PUBLIC_PATHS = frozenset({"api/health"})
-PUBLIC_PREFIXES = ("static/",)
+# Reachable without credentials: the routes of the main app named "login" (setup_auth),
+# "health" (create_app) and "static" (setup_templates). Decided by the route matched, not by
+# the path's text, so that no spelling of a path (%2e%2e, //) reaches anything else.
+PUBLIC_ROUTES = frozenset({"login", "health", "static"})
+# Without credentials these answer 401; every other path is a page and redirects to login.
+API_PREFIXES = ("api/", "media/", "hls/")
+API_PATHS = frozenset({"metrics"})
 
 
 def error_body(status: int, code: str, message: str) -> web.Response:
@@ -47,26 +54,66 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_body(500, "INTERNAL_ERROR", "internal error; the server log has details")
 
 
-def _media_token_ok(request: web.Request, rel: str) -> bool:
+def relative_path(path: str, base: str) -> str | None:
+    """``path`` below the base path, without it; None when it is outside the base path."""
+    return path[len(base) :] if path.startswith(base) else None
+
+
+def is_public(request: web.Request) -> bool:
+    match = request.match_info
+    resource = match.route.resource
+    return (
+        resource is not None
+        and resource.name in PUBLIC_ROUTES
+        and len(match.apps) == 1  # a route of the main app, not of a sub-app
+    )
+
+
+def is_api(rel: str | None) -> bool:
+    return rel is not None and (rel in API_PATHS or rel.startswith(API_PREFIXES))
+
+
+def _media_token_ok(request: web.Request, rel: str | None) -> bool:
     """/media/{job_id}/... may carry ?token= signed for that job (players send no headers)."""
-    if not rel.startswith("media/"):
+    if rel is None or not rel.startswith("media/"):
         return False
-    job_id = rel.split("/", 2)[1] if rel.count("/") >= 1 else ""
+    job_id = rel.split("/", 2)[1]
     token = request.query.get("token", "")
-    return bool(job_id and token) and verify(request.app[SECRET], job_id, token, time.time())
+    secret = request.config_dict[SECRET]
+    return bool(job_id and token) and verify(secret, job_id, token, time.time())
+
+
+def _api_key_ok(request: web.Request) -> bool:
+    offered = request.headers.get("X-Api-Key", "")
+    keys = request.config_dict[SETTINGS].auth.api_keys
+    # Every key is compared, so the time taken does not tell which one nearly matched.
+    matches = [hmac.compare_digest(offered.encode(), key.encode()) for key in keys]
+    return bool(offered) and any(matches)
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Public paths pass; then an API key, a signed media token, or a session cookie (with
+    its CSRF token for anything but GET/HEAD/OPTIONS). Without one: 401 for the API, a
+    redirect to the login page for pages."""
     base = request.config_dict[SETTINGS].server.base_path
-    path = request.path
-    rel = path[len(base) :] if path.startswith(base) else path.lstrip("/")
-    if rel in PUBLIC_PATHS or rel.startswith(PUBLIC_PREFIXES):
+    rel = relative_path(request.path, base)
+    if is_public(request) or _api_key_ok(request) or _media_token_ok(request, rel):
         return await handler(request)
-    offered = request.headers.get("X-Api-Key", "")
-    keys = request.config_dict[SETTINGS].auth.api_keys
-    if offered and any(hmac.compare_digest(offered, k) for k in keys):
-        return await handler(request)
-    if _media_token_ok(request, rel):
-        return await handler(request)
-    raise Unauthorized("an API key (X-Api-Key header) is required")
+    session = await session_for(request)
+    if session is not None:
+        # API keys are exempt: a page on another site cannot make a browser send one.
+        if request.method not in SAFE_METHODS and not await csrf_ok(request, session):
+            raise Forbidden(
+                "this request needs the session's CSRF token (X-CSRF-Token header or csrf field)"
+            )
+        request[SESSION] = session
+        request[CSRF_TOKEN] = session.csrf
+        response = await handler(request)
+        if session.renewed and not response.prepared:
+            set_session_cookie(response, request, session)
+        return response
+    if is_api(rel) or "X-Api-Key" in request.headers:
+        raise Unauthorized("log in, or send an API key in the X-Api-Key header")
+    login = URL(f"{base}login").with_query(next=str(request.rel_url))
+    raise web.HTTPSeeOther(str(login))

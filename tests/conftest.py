@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 # Each module registers its own fixtures; add one line per support module.
-pytest_plugins: list[str] = ["tests.support.fake_nntp", "tests.support.inn2"]
+pytest_plugins: list[str] = [
+    "tests.support.fake_newznab",
+    "tests.support.fake_nntp",
+    "tests.support.fake_tmdb",
+    "tests.support.inn2",
+]
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 

@@ -1,0 +1,763 @@
+"""Logging in and staying logged in: the password, `matinee set-password`, session cookies,
+CSRF, the login rate limit and logging out, as a browser and a script see them."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from http.cookies import Morsel, SimpleCookie
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiohttp_jinja2
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from server import cli
+from server.app import create_app
+from server.auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    LoginLimiter,
+    hash_password,
+    parse_password_hash,
+    safe_next,
+    verify_password,
+    with_password_hash,
+)
+from server.config import Settings, load_config, parse_config
+from server.keys import SESSIONS
+from server.templates import render
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "correct horse battery"
+KEY = "test-api-key-0123456789"
+BASE = "/movies/"
+API = f"{BASE}api/movies-on-demand"
+PAGE = f"{BASE}test-page"
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+DAY = 24 * 3600.0
+
+Client = TestClient[web.Request, web.Application]
+Start = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture(scope="module")
+def password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
+def settings_for(
+    tmp: Path, password_hash: str | None = None, *, trusted: list[str] | None = None
+) -> Settings:
+    raw: dict[str, Any] = {
+        "server": {
+            "data_dir": str(tmp / "data"),
+            "base_path": BASE,
+            "trusted_proxies": trusted or [],
+        },
+        "auth": {"api_keys": [KEY], "password_hash": password_hash or ""},
+    }
+    return parse_config(raw, base_dir=tmp, env={})
+
+
+async def page_handler(request: web.Request) -> web.Response:
+    """Stands in for the UI's pages: base.html as a logged-in user gets it."""
+    return render(request, "base.html", {})
+
+
+def app_with_page(settings: Settings) -> web.Application:
+    app = create_app(settings)
+    app.router.add_get(PAGE, page_handler)
+    return app
+
+
+@pytest.fixture
+async def start() -> AsyncIterator[Start]:
+    clients: list[Client] = []
+
+    async def start(settings: Settings) -> Client:
+        # No cookie jar: every cookie a test sends is written out, so none is sent by accident.
+        client = TestClient(
+            TestServer(app_with_page(settings)), cookie_jar=aiohttp.DummyCookieJar()
+        )
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+
+
+def set_cookies(resp: aiohttp.ClientResponse) -> dict[str, Morsel[str]]:
+    jar: SimpleCookie = SimpleCookie()
+    for header in resp.headers.getall("Set-Cookie", []):
+        jar.load(header)
+    return dict(jar)
+
+
+def raw_set_cookie(resp: aiohttp.ClientResponse, name: str) -> str:
+    found = [h for h in resp.headers.getall("Set-Cookie", []) if h.startswith(f"{name}=")]
+    assert len(found) == 1, resp.headers.getall("Set-Cookie", [])
+    return found[0]
+
+
+async def post_login(
+    client: Client,
+    password: str,
+    *,
+    next_url: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> aiohttp.ClientResponse:
+    """Open the login page and submit its form, as a browser does."""
+    extra = headers or {}
+    page = await client.get(f"{BASE}login", headers={**HTML, **extra})
+    assert page.status == 200
+    html = await page.text()
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match is not None, html
+    form = {"password": password, "csrf": match[1]}
+    if next_url is not None:
+        form["next"] = next_url
+    cookie = set_cookies(page)[LOGIN_CSRF_COOKIE].value
+    return await client.post(
+        f"{BASE}login",
+        data=form,
+        headers={**HTML, "Cookie": f"{LOGIN_CSRF_COOKIE}={cookie}", **extra},
+        allow_redirects=False,
+    )
+
+
+async def log_in(client: Client) -> str:
+    resp = await post_login(client, PASSWORD)
+    assert resp.status == 303, await resp.text()
+    return set_cookies(resp)[SESSION_COOKIE].value
+
+
+def with_session(cookie: str, **headers: str) -> dict[str, str]:
+    return {"Cookie": f"{SESSION_COOKIE}={cookie}", **headers}
+
+
+async def csrf_of_page(client: Client, cookie: str) -> str:
+    """The CSRF token as the UI gets it: from a page it renders for the session."""
+    resp = await client.get(PAGE, headers=with_session(cookie, **HTML))
+    assert resp.status == 200
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)">', await resp.text())
+    assert match is not None
+    return match[1]
+
+
+# --------------------------------------------------------------------------- passwords
+
+
+def test_hash_and_verify() -> None:
+    encoded = hash_password(PASSWORD)
+    assert re.fullmatch(r"scrypt\$n=16384,r=8,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}", encoded)
+    assert verify_password(PASSWORD, encoded)
+    assert not verify_password(PASSWORD + " ", encoded)
+    assert not verify_password("", encoded)
+    # a fresh salt every time
+    assert hash_password(PASSWORD) != encoded
+    # other parameters are read from the string
+    cheap = hash_password("pässwörd ✓", n=1024, r=4, p=2)
+    assert cheap.startswith("scrypt$n=1024,r=4,p=2$")
+    assert verify_password("pässwörd ✓", cheap)
+    assert not verify_password("passwörd ✓", cheap)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "",
+        "hunter2",
+        "$2b$12$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0",  # bcrypt
+        "scrypt$n=16384,r=8,p=1$c2FsdHNhbHRzYWx0$",
+        "scrypt$n=16385,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5",
+        "scrypt$n=1048576,r=64,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5",
+        "scrypt$n=16384,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a",
+    ],
+)
+def test_malformed_hashes_are_refused(encoded: str) -> None:
+    with pytest.raises(ValueError):
+        parse_password_hash(encoded)
+    with pytest.raises(ValueError):
+        verify_password(PASSWORD, encoded)
+
+
+# --------------------------------------------------------------------------- set-password
+
+H = "scrypt$n=16384,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "action"),
+    [
+        (
+            '[server]\nport = 1\n\n[auth]\n# the hash\npassword_hash = ""  # set me\n'
+            "api_keys = []\n",
+            f'[server]\nport = 1\n\n[auth]\n# the hash\npassword_hash = "{H}"  # set me\n'
+            "api_keys = []\n",
+            "replaced",
+        ),
+        (
+            "[auth]\npassword_hash = 'scrypt$old'\n[tmdb]\nlanguage = \"fr\"\n",
+            f'[auth]\npassword_hash = "{H}"\n[tmdb]\nlanguage = "fr"\n',
+            "replaced",
+        ),
+        (
+            '[auth]\napi_keys = ["0123456789abcdef"]\n\n[tmdb]\n',
+            f'[auth]\npassword_hash = "{H}"\napi_keys = ["0123456789abcdef"]\n\n[tmdb]\n',
+            "added",
+        ),
+        (
+            "# only a comment\n[server]\nport = 1",
+            f'# only a comment\n[server]\nport = 1\n\n[auth]\npassword_hash = "{H}"\n',
+            "added",
+        ),
+        ("", f'[auth]\npassword_hash = "{H}"\n', "added"),
+        (
+            '[server]\r\nport = 1\r\n[auth]\r\npassword_hash = ""\r\n',
+            f'[server]\r\nport = 1\r\n[auth]\r\npassword_hash = "{H}"\r\n',
+            "replaced",
+        ),
+        (
+            # a key of the same name in another section is left alone
+            '[tmdb]\npassword_hash = "x"\n[auth]\n',
+            f'[tmdb]\npassword_hash = "x"\n[auth]\npassword_hash = "{H}"\n',
+            "added",
+        ),
+    ],
+)
+def test_password_hash_edit_keeps_the_rest(before: str, after: str, action: str) -> None:
+    assert with_password_hash(before, H) == (after, action)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("[auth\npassword_hash = 1", "not valid TOML"),
+        ("auth = { api_keys = [] }\n[server]\nport = 1\n", "add this line to the [auth] section"),
+        ("auth.api_keys = []\n", "add this line to the [auth] section"),
+    ],
+)
+def test_password_hash_edit_refuses_what_it_cannot_do_safely(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(why)):
+        with_password_hash(text, H)
+
+
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stdin: str, *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    status = cli.main(["set-password", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_set_password_edits_the_config_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    shutil.copy(ROOT / "config.example.toml", config)
+    config.chmod(0o640)
+    original = config.read_text().splitlines()
+
+    status, out, err = run_cli(
+        monkeypatch, capsys, f"{PASSWORD}\n", "--config", str(config), "--stdin"
+    )
+    assert (status, err) == (0, "")
+    assert f"Replaced password_hash in the [auth] section of {config}" in out
+    assert "Restart Matinee" in out
+    edited = config.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(original, edited, strict=True) if a != b]
+    assert len(changed) == 1
+    assert changed[0][0] == 'password_hash = ""'
+    assert changed[0][1].startswith('password_hash = "scrypt$n=16384,r=8,p=1$')
+    assert config.stat().st_mode & 0o777 == 0o640
+    settings = load_config(config, env={})
+    assert settings.auth.password_hash is not None
+    assert verify_password(PASSWORD, settings.auth.password_hash)
+    assert settings.usenet.servers[0].host == "news.example.com"  # the rest still loads
+
+    # once more: the hash is replaced, the old password stops working
+    status, out, _ = run_cli(
+        monkeypatch, capsys, "another good one\r\n", "--config", str(config), "--stdin"
+    )
+    assert status == 0
+    hash_now = load_config(config, env={}).auth.password_hash
+    assert hash_now is not None
+    assert verify_password("another good one", hash_now)
+    assert not verify_password(PASSWORD, hash_now)
+    assert len(config.read_text().splitlines()) == len(original)
+    assert not list(tmp_path.glob(".config.toml.*"))  # no temporary file left behind
+
+
+def test_set_password_prompts_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("# my settings\n[server]\nport = 9000\n")
+    answers = iter([PASSWORD, PASSWORD + "!"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    assert cli.main(["set-password", "--config", str(config)]) == 1
+    assert "the passwords differ; nothing changed" in capsys.readouterr().err
+    assert config.read_text() == "# my settings\n[server]\nport = 9000\n"
+
+    answers = iter([PASSWORD, PASSWORD])
+    assert cli.main(["set-password", "--config", str(config)]) == 0
+    assert "Added password_hash" in capsys.readouterr().out
+    text = config.read_text()
+    assert text.startswith("# my settings\n[server]\nport = 9000\n\n[auth]\npassword_hash = ")
+    hash_now = load_config(config, env={}).auth.password_hash
+    assert hash_now is not None and verify_password(PASSWORD, hash_now)
+
+
+def test_set_password_refuses_short_passwords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    shutil.copy(ROOT / "config.example.toml", config)
+    before = config.read_text()
+    for given in ["short12\n", "", "\n"]:
+        status, _, err = run_cli(monkeypatch, capsys, given, "--config", str(config), "--stdin")
+        assert status == 1
+        assert "at least 8 characters; nothing changed" in err
+    assert config.read_text() == before
+
+
+def test_set_password_creates_a_missing_config_and_refuses_broken_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "new.toml"
+    status, out, _ = run_cli(monkeypatch, capsys, PASSWORD, "--config", str(config), "--stdin")
+    assert status == 0
+    assert f"Created the file with password_hash in the [auth] section of {config}" in out
+    assert config.stat().st_mode & 0o777 == 0o600
+    hash_now = load_config(config, env={}).auth.password_hash
+    assert hash_now is not None and verify_password(PASSWORD, hash_now)
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\nport = 1\n")
+    status, _, err = run_cli(monkeypatch, capsys, PASSWORD, "--config", str(broken), "--stdin")
+    assert status == 1
+    assert f"cannot update {broken}: not valid TOML" in err
+    assert broken.read_text() == "[server\nport = 1\n"
+
+
+# --------------------------------------------------------------------------- login
+
+
+async def test_login_page_without_a_password_says_how_to_set_one(
+    start: Start, tmp_path: Path
+) -> None:
+    client = await start(settings_for(tmp_path))
+    resp = await client.get(f"{BASE}login", headers=HTML)
+    assert resp.status == 200
+    html = await resp.text()
+    assert "No password is set yet" in html
+    assert "matinee set-password" in html
+    resp = await post_login(client, "anything at all")
+    assert resp.status == 403
+    assert SESSION_COOKIE not in set_cookies(resp)
+    assert "run `matinee set-password` on the server" in await resp.text()
+    # API keys work all the same
+    assert (await client.get(f"{API}/jobs", headers={"X-Api-Key": KEY})).status == 200
+
+
+async def test_login_success_and_failure(start: Start, tmp_path: Path, password_hash: str) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    page = await client.get(f"{BASE}login?next={BASE}jobs", headers=HTML)
+    html = await page.text()
+    assert 'type="password"' in html
+    assert f'name="next" value="{BASE}jobs"' in html
+    assert "No password is set" not in html
+    assert f'href="{BASE}static/matinee.css?v=' in html  # cache-busted, under the base path
+    assert f'action="{BASE}login"' in html
+
+    wrong = await post_login(client, "not the password")
+    assert wrong.status == 401
+    assert "Wrong password." in await wrong.text()
+    assert SESSION_COOKIE not in set_cookies(wrong)
+
+    right = await post_login(client, PASSWORD, next_url=f"{BASE}jobs?status=ready")
+    assert right.status == 303
+    assert right.headers["Location"] == f"{BASE}jobs?status=ready"
+    cookie = set_cookies(right)[SESSION_COOKIE].value
+    resp = await client.get(f"{API}/jobs", headers=with_session(cookie))
+    assert resp.status == 200
+    assert await resp.json() == {"jobs": []}
+    # already logged in: the login page sends you on
+    again = await client.get(
+        f"{BASE}login?next={BASE}x", headers=with_session(cookie), allow_redirects=False
+    )
+    assert (again.status, again.headers["Location"]) == (302, f"{BASE}x")
+
+
+async def test_login_form_needs_its_token(start: Start, tmp_path: Path, password_hash: str) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    page = await client.get(f"{BASE}login", headers=HTML)
+    cookie = set_cookies(page)[LOGIN_CSRF_COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    token = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert token is not None and token[1] == cookie.value
+    # a form posted from another site has neither the cookie nor the matching value
+    for headers, form in [
+        (HTML, {"password": PASSWORD, "csrf": token[1]}),
+        ({**HTML, "Cookie": f"{LOGIN_CSRF_COOKIE}={cookie.value}"}, {"password": PASSWORD}),
+        (
+            {**HTML, "Cookie": f"{LOGIN_CSRF_COOKIE}={cookie.value}"},
+            {"password": PASSWORD, "csrf": "x" * 43},
+        ),
+    ]:
+        resp = await client.post(f"{BASE}login", data=form, headers=headers)
+        assert resp.status == 403
+        assert "The login form expired" in await resp.text()
+        assert SESSION_COOKIE not in set_cookies(resp)
+
+
+async def test_session_cookie_attributes(start: Start, tmp_path: Path, password_hash: str) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    resp = await post_login(client, PASSWORD)
+    header = raw_set_cookie(resp, SESSION_COOKIE)
+    cookie = set_cookies(resp)[SESSION_COOKIE]
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Lax"
+    assert cookie["path"] == BASE
+    assert cookie["max-age"] == str(30 * 24 * 3600)
+    assert "Secure" not in header  # plain http, no proxy
+    # the login form's token is dropped once used
+    assert set_cookies(resp)[LOGIN_CSRF_COOKIE]["max-age"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "headers", "secure"),
+    [
+        (["127.0.0.1"], {"X-Forwarded-Proto": "https"}, True),
+        (["127.0.0.0/8"], {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}, True),
+        (["127.0.0.1"], {"X-Forwarded-Proto": "http"}, False),
+        # anyone can send the header; only a trusted proxy is believed
+        (["10.0.0.0/8"], {"X-Forwarded-Proto": "https"}, False),
+        ([], {"X-Forwarded-Proto": "https"}, False),
+    ],
+)
+async def test_cookie_is_secure_when_the_client_used_https(
+    start: Start,
+    tmp_path: Path,
+    password_hash: str,
+    trusted: list[str],
+    headers: dict[str, str],
+    secure: bool,
+) -> None:
+    client = await start(settings_for(tmp_path, password_hash, trusted=trusted))
+    resp = await post_login(client, PASSWORD, headers=headers)
+    assert resp.status == 303
+    assert ("; Secure" in raw_set_cookie(resp, SESSION_COOKIE)) is secure
+
+
+NEXT_CASES = [
+    (None, BASE),
+    (f"{BASE}jobs", f"{BASE}jobs"),
+    (f"{BASE}movies/603?tab=cast#top", f"{BASE}movies/603?tab=cast#top"),
+    ("//evil.com", BASE),
+    ("//evil.com/movies/", BASE),
+    ("https://evil.com", BASE),
+    (f"https://evil.com{BASE}", BASE),
+    ("/\\evil.com", BASE),
+    ("\\\\evil.com", BASE),
+    (f"{BASE}\\..\\\\evil.com", BASE),
+    (f"/\t/evil.com{BASE}", BASE),
+    (f"{BASE}\n//evil.com", BASE),
+    ("javascript:alert(1)", BASE),
+    ("/elsewhere/", BASE),  # outside the base path
+    (f"{BASE}login", BASE),
+    (f"{BASE}logout", BASE),
+    ("", BASE),
+]
+
+
+@pytest.mark.parametrize(("given", "expected"), NEXT_CASES)
+def test_safe_next(given: str | None, expected: str) -> None:
+    assert safe_next(given, BASE) == expected
+
+
+async def test_login_never_redirects_off_site(
+    start: Start, tmp_path: Path, password_hash: str
+) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    for given, expected in NEXT_CASES:
+        resp = await post_login(client, PASSWORD, next_url=given)
+        assert resp.status == 303
+        assert resp.headers["Location"] == expected, given
+    # the page does not put a foreign next into its form either
+    page = await client.get(f"{BASE}login", params={"next": "//evil.com"}, headers=HTML)
+    assert f'name="next" value="{BASE}"' in await page.text()
+
+
+async def test_login_rate_limit(start: Start, tmp_path: Path, password_hash: str) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    for _ in range(5):
+        assert (await post_login(client, "guess")).status == 401
+    limited = await post_login(client, "guess")
+    assert limited.status == 429
+    assert 290 <= int(limited.headers["Retry-After"]) <= 300
+    assert "Too many failed attempts. Try again in 5 minutes." in await limited.text()
+    # not even the right password gets through now
+    right = await post_login(client, PASSWORD)
+    assert right.status == 429
+    assert SESSION_COOKIE not in set_cookies(right)
+    # a script (no text/html) gets the API's error shape
+    token_page = await client.get(f"{BASE}login", headers=HTML)
+    token = set_cookies(token_page)[LOGIN_CSRF_COOKIE].value
+    resp = await client.post(
+        f"{BASE}login",
+        data={"password": PASSWORD, "csrf": token},
+        headers={"Cookie": f"{LOGIN_CSRF_COOKIE}={token}", "Accept": "application/json"},
+    )
+    assert resp.status == 429
+    assert "Retry-After" in resp.headers
+    assert (await resp.json())["code"] == "RATE_LIMITED"
+
+
+async def test_successful_login_resets_the_count(
+    start: Start, tmp_path: Path, password_hash: str
+) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    for _ in range(4):
+        assert (await post_login(client, "guess")).status == 401
+    assert (await post_login(client, PASSWORD)).status == 303
+    for _ in range(4):
+        assert (await post_login(client, "guess")).status == 401
+    assert (await post_login(client, PASSWORD)).status == 303
+
+
+async def test_rate_limit_is_per_client_behind_a_trusted_proxy(
+    start: Start, tmp_path: Path, password_hash: str
+) -> None:
+    client = await start(settings_for(tmp_path, password_hash, trusted=["127.0.0.1"]))
+    alice = {"X-Forwarded-For": "203.0.113.7"}
+    for _ in range(5):
+        assert (await post_login(client, "guess", headers=alice)).status == 401
+    assert (await post_login(client, "guess", headers=alice)).status == 429
+    # another household member behind the same proxy is not locked out
+    bob = {"X-Forwarded-For": "198.51.100.8, 127.0.0.1"}
+    assert (await post_login(client, PASSWORD, headers=bob)).status == 303
+
+
+async def test_rate_limit_cannot_be_dodged_with_forged_headers(
+    start: Start, tmp_path: Path, password_hash: str
+) -> None:
+    # the peer (127.0.0.1) is not a trusted proxy, so X-Forwarded-For is ignored
+    client = await start(settings_for(tmp_path, password_hash, trusted=["10.0.0.0/8"]))
+    for i in range(5):
+        forged = {"X-Forwarded-For": f"203.0.113.{i}"}
+        assert (await post_login(client, "guess", headers=forged)).status == 401
+    forged = {"X-Forwarded-For": "203.0.113.200"}
+    assert (await post_login(client, "guess", headers=forged)).status == 429
+
+
+def test_login_limiter_window() -> None:
+    now = [1000.0]
+    limiter = LoginLimiter(3, 60, clock=lambda: now[0], max_clients=2)
+    for _ in range(3):
+        assert limiter.retry_after("a") == 0
+        limiter.failed("a")
+    assert limiter.retry_after("a") == 60
+    now[0] += 59
+    assert limiter.retry_after("a") == pytest.approx(1)
+    now[0] += 1
+    assert limiter.retry_after("a") == 0
+    limiter.failed("a")
+    limiter.reset("a")
+    assert limiter.retry_after("a") == 0
+    # bounded memory: the oldest address is forgotten first
+    for client in ["b", "c", "d"]:
+        for _ in range(3):
+            limiter.failed(client)
+    assert limiter.retry_after("b") == 0
+    assert limiter.retry_after("d") > 0
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+async def test_logout(start: Start, tmp_path: Path, password_hash: str) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    cookie = await log_in(client)
+    csrf = await csrf_of_page(client, cookie)
+    page = await (await client.get(PAGE, headers=with_session(cookie, **HTML))).text()
+    assert f'action="{BASE}logout"' in page and f'name="csrf" value="{csrf}"' in page
+
+    # the logout form needs its token
+    refused = await client.post(f"{BASE}logout", headers=with_session(cookie))
+    assert refused.status == 403
+    assert (await client.get(f"{API}/jobs", headers=with_session(cookie))).status == 200
+
+    resp = await client.post(
+        f"{BASE}logout", data={"csrf": csrf}, headers=with_session(cookie), allow_redirects=False
+    )
+    assert resp.status == 303
+    assert resp.headers["Location"] == f"{BASE}login"
+    gone = set_cookies(resp)[SESSION_COOKIE]
+    assert (gone.value, gone["max-age"], gone["path"]) == ("", "0", BASE)
+    # the cookie a thief copied before is worthless now
+    resp = await client.get(f"{API}/jobs", headers=with_session(cookie))
+    assert resp.status == 401
+    assert (await resp.json())["code"] == "UNAUTHORIZED"
+
+
+async def test_pages_carry_the_csrf_token_only_for_sessions(
+    start: Start, tmp_path: Path, password_hash: str
+) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    by_key = await client.get(PAGE, headers={"X-Api-Key": KEY})
+    assert by_key.status == 200
+    html = await by_key.text()
+    assert "csrf" not in html and "Log out" not in html
+    cookie = await log_in(client)
+    assert await csrf_of_page(client, cookie) == await csrf_of_page(client, cookie)
+    other = await log_in(client)
+    assert await csrf_of_page(client, other) != await csrf_of_page(client, cookie)
+
+
+async def test_csrf_for_cookie_requests_that_change_state(
+    start: Start, tmp_path: Path, password_hash: str
+) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    cookie = await log_in(client)
+    csrf = await csrf_of_page(client, cookie)
+    job = f"{API}/jobs/job_1700000000000_abcdef"
+
+    for method, url in [("DELETE", job), ("POST", f"{API}/jobs"), ("PUT", f"{job}/position")]:
+        resp = await client.request(method, url, headers=with_session(cookie))
+        assert resp.status == 403, (method, url)
+        body = await resp.json()
+        assert body["code"] == "UNAUTHORIZED"
+        assert "CSRF" in body["error"]
+        wrong = await client.request(
+            method, url, headers=with_session(cookie, **{"X-CSRF-Token": csrf[:-1] + "x"})
+        )
+        assert wrong.status == 403
+        # with the token the request reaches the API (which then has its own say)
+        ok = await client.request(
+            method, url, headers=with_session(cookie, **{"X-CSRF-Token": csrf})
+        )
+        assert ok.status in (400, 404), (method, url, await ok.text())
+        # programs with an API key need no token
+        keyed = await client.request(method, url, headers={"X-Api-Key": KEY})
+        assert keyed.status in (400, 404)
+
+    # reading needs no token
+    assert (await client.get(f"{API}/jobs", headers=with_session(cookie))).status == 200
+    # a form field works as well as the header
+    resp = await client.post(
+        f"{API}/jobs", data={"csrf": csrf, "nzb_url": "x"}, headers=with_session(cookie)
+    )
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "INVALID_INPUT"
+
+
+async def test_sessions_survive_a_restart(start: Start, tmp_path: Path, password_hash: str) -> None:
+    settings = settings_for(tmp_path, password_hash)
+    first = await start(settings)
+    cookie = await log_in(first)
+    await first.close()
+    second = await start(settings)
+    assert (await second.get(f"{API}/jobs", headers=with_session(cookie))).status == 200
+    # a different secret (e.g. a new session_secret) signs differently: logged out
+    raw = {
+        "server": {"data_dir": str(tmp_path / "data"), "base_path": BASE},
+        "auth": {"password_hash": password_hash, "session_secret": "s" * 40},
+    }
+    third = await start(parse_config(raw, base_dir=tmp_path, env={}))
+    assert (await third.get(f"{API}/jobs", headers=with_session(cookie))).status == 401
+
+
+async def test_sessions_slide_and_expire(start: Start, tmp_path: Path, password_hash: str) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    cookie = await log_in(client)
+    assert client.app is not None
+    sessions = client.app[SESSIONS]
+    real = time.time()
+    offset = [0.0]
+    sessions.clock = lambda: real + offset[0]
+
+    def get(url: str = f"{API}/jobs") -> Awaitable[aiohttp.ClientResponse]:
+        return client.get(url, headers=with_session(cookie, **HTML), allow_redirects=False)
+
+    fresh = await get()
+    assert fresh.status == 200
+    assert SESSION_COOKIE not in set_cookies(fresh)  # nothing to renew yet
+
+    offset[0] = 2 * DAY  # used again after two days: thirty more days from now
+    renewed = await get()
+    assert renewed.status == 200
+    again = set_cookies(renewed)[SESSION_COOKIE]
+    assert again.value == cookie
+    assert again["max-age"] == str(30 * 24 * 3600)
+    assert again["httponly"] and again["samesite"] == "Lax" and again["path"] == BASE
+
+    offset[0] = 31 * DAY  # past the first expiry, within the renewed one
+    assert (await get()).status == 200
+
+    offset[0] = 62 * DAY  # a month of silence later (renewed at day 31): gone
+    expired = await get()
+    assert expired.status == 401
+    page = await get(PAGE)
+    assert page.status == 303
+    assert page.headers["Location"] == f"{BASE}login?next={BASE}test-page"
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda c: "not-a-session",
+        lambda c: c.rsplit(".", 1)[0],  # the id without its signature
+        lambda c: c[:-2] + ("AA" if not c.endswith("AA") else "BB"),  # signature altered
+        lambda c: "x" + c,  # id altered
+        lambda c: c + "." + c,
+        lambda c: "",
+    ],
+)
+async def test_forged_cookies_are_refused(
+    start: Start, tmp_path: Path, password_hash: str, forge: Callable[[str], str]
+) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    cookie = forge(await log_in(client))
+    resp = await client.get(f"{API}/jobs", headers=with_session(cookie))
+    assert resp.status == 401
+    assert (await resp.json())["code"] == "UNAUTHORIZED"
+    page = await client.get(PAGE, headers=with_session(cookie, **HTML), allow_redirects=False)
+    assert page.status == 303
+    assert page.headers["Location"].startswith(f"{BASE}login?next=")
+
+
+async def test_wrong_api_keys_get_401_even_on_pages(start: Start, tmp_path: Path) -> None:
+    client = await start(settings_for(tmp_path))
+    for headers in [{"X-Api-Key": "wrong"}, {"X-Api-Key": KEY + "x"}, {"X-Api-Key": KEY[:-1]}]:
+        resp = await client.get(PAGE, headers=headers, allow_redirects=False)
+        assert resp.status == 401, headers
+        assert (await resp.json())["code"] == "UNAUTHORIZED"
+
+
+def test_url_helper_finds_routes_of_sub_apps_under_the_base_path(tmp_path: Path) -> None:
+    app = create_app(settings_for(tmp_path))
+    api = web.Application()
+    api.router.add_get("/demo/{id}", page_handler, name="demo")
+    app.add_subapp(f"{BASE}extra", api)
+    env = aiohttp_jinja2.get_env(app)
+    template = env.from_string(
+        "{{ url('demo', id=5) }} {{ url('login', query_={'next': '/a b'}) }}"
+        " {{ url('static', filename='matinee.css') }}"
+    )
+    demo, login, css = template.render().split()
+    assert demo == f"{BASE}extra/demo/5"
+    assert login == f"{BASE}login?next=/a+b"
+    assert css.startswith(f"{BASE}static/matinee.css?v=")
+    with pytest.raises(LookupError, match="no route is named 'nope'"):
+        env.from_string("{{ url('nope') }}").render()

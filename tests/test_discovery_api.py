@@ -1,0 +1,205 @@
+"""Discovery through the HTTP API: browse TMDB, list releases, press Watch (auto and
+manual), and auto mode moving on when a release is incomplete."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.config import Settings
+from tests.support.fake_newznab import FakeNewznab, FakeNewznabFactory, FakeRelease
+from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
+from tests.support.fake_tmdb import THE_MATRIX, TOKEN, UNKNOWN_MOVIE_ID, FakeTmdb, FakeTmdbFactory
+from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
+from tests.test_jobs_api import API, HEADERS, Client, settings_for, start_app, until
+
+__all__ = ["start_app"]
+
+GB = 1_000_000_000
+DATE = "Mon, 01 Jan 2024 12:00:00 +0000"
+MATRIX_RELEASES = (
+    FakeRelease(
+        "The.Matrix.1999.1080p.BluRay.x264-AMIABLE", 10 * GB, (2000, 2040), DATE, "0133093", 900
+    ),
+    FakeRelease(
+        "The.Matrix.1999.720p.BluRay.x264-SiNNERS", 5 * GB, (2000, 2040), DATE, "0133093", 300
+    ),
+    FakeRelease("The.Matrix.1999.480p.DVDRip.XviD-OLD", 1 * GB, (2000, 2030), DATE, "0133093", 10),
+    FakeRelease("The.Matrix.1999.CAM.x264-BAD", 2 * GB, (2000, 2040), DATE, "0133093", 5),
+)
+
+
+class World:
+    """TMDB, one indexer and one Usenet server, all fakes, and the app in front of them."""
+
+    def __init__(self, client: Client, tmdb: FakeTmdb, geek: FakeNewznab, nntp: FakeNntpServer):
+        self.client, self.tmdb, self.geek, self.nntp = client, tmdb, geek, nntp
+        self.posts: dict[str, tuple[bytes, list[Any]]] = {}
+
+    def post(self, title: str, size: int = 300_000) -> list[Any]:
+        """Put a post for a release on the Usenet server and its NZB on the indexer."""
+        data = os.urandom(size)
+        arts = articles_for_bytes(data, f"{title}.mkv", part_size=64 * 1024)
+        self.nntp.add(arts)
+        self.geek.add_nzb(title, build_nzb([NzbEntry.from_articles(arts)]))
+        self.posts[title] = (data, arts)
+        return arts
+
+    async def get(self, path: str, status: int = 200) -> Any:
+        resp = await self.client.get(f"{API}{path}", headers=HEADERS)
+        assert resp.status == status, await resp.text()
+        return await resp.json()
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        resp = await self.client.post(f"{API}{path}", json=body, headers=HEADERS)
+        return resp.status, await resp.json()
+
+
+@pytest.fixture
+async def world(
+    fake_tmdb: FakeTmdbFactory,
+    fake_newznab: FakeNewznabFactory,
+    fake_nntp: FakeNntpFactory,
+    start_app: Callable[[Settings], Awaitable[Client]],
+    tmp_path: Path,
+) -> World:
+    tmdb = await fake_tmdb(token=TOKEN)
+    geek = await fake_newznab(name="geek", apikey="g" * 32, releases=MATRIX_RELEASES)
+    nntp = await fake_nntp()
+    settings = settings_for(
+        tmp_path,
+        nntp,
+        tmdb={"token": TOKEN, "base_url": tmdb.url, "image_base_url": tmdb.image_url},
+        indexers=[{"name": "geek", "url": geek.url, "api_key": "g" * 32}],
+    )
+    return World(await start_app(settings), tmdb, geek, nntp)
+
+
+async def test_browse_the_catalogue(world: World) -> None:
+    found = await world.get("/search?query=matrix")
+    assert THE_MATRIX in [m["id"] for m in found["results"]]
+    assert {"page", "results", "total_pages", "total_results"} <= set(found)
+    for path in ("/popular", "/top", "/popular?page=2", f"/movies/{THE_MATRIX}/similar"):
+        page = await world.get(path)
+        assert isinstance(page["results"], list)
+    movie = await world.get(f"/movies/{THE_MATRIX}")
+    assert movie["imdb_id"] == "tt0133093"
+    assert movie["runtime"] == 136
+    assert movie["cast"] and movie["crew"]
+    assert movie["job_status"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/search?query=%20%20", "INVALID_INPUT"),
+        ("/search?query=x&page=0", "INVALID_INPUT"),
+        ("/popular?page=abc", "INVALID_INPUT"),
+        ("/movies/-3", "INVALID_INPUT"),
+        ("/movies/abc/similar", "INVALID_INPUT"),
+        (f"/movies/{UNKNOWN_MOVIE_ID}", "NOT_FOUND"),
+    ],
+)
+async def test_bad_requests_have_the_error_shape(world: World, path: str, code: str) -> None:
+    resp = await world.client.get(f"{API}{path}", headers=HEADERS)
+    body = await resp.json()
+    assert body["code"] == code, body
+    assert resp.status == {"INVALID_INPUT": 400, "NOT_FOUND": 404}[code]
+    assert body["error"]
+
+
+async def test_upstream_failures_are_502(world: World) -> None:
+    world.tmdb.fail(times=1, status=500)
+    body = await world.get("/popular?page=3", status=502)
+    assert body["code"] == "TMDB_ERROR"
+    world.geek.force_error = 100  # the indexer refuses the key
+    body = await world.get(f"/movies/{THE_MATRIX}/releases", status=502)
+    assert body["code"] == "NZBGEEK_ERROR"
+    assert "g" * 32 not in body["error"]  # the key never shows
+
+
+async def test_releases_best_first_with_reasons(world: World) -> None:
+    body = await world.get(f"/movies/{THE_MATRIX}/releases")
+    assert body["movie_id"] == THE_MATRIX and body["imdb_id"] == "tt0133093"
+    titles = [r["title"] for r in body["releases"]]
+    assert titles[0] == "The.Matrix.1999.1080p.BluRay.x264-AMIABLE"
+    assert titles[-1] == "The.Matrix.1999.CAM.x264-BAD"
+    assert body["releases"][-1]["excluded"] is True
+    first = body["releases"][0]
+    assert (
+        first["quality"] == "1080p" and first["source"] == "BluRay" and first["group"] == "AMIABLE"
+    )
+    assert first["reasons"]
+    prefer_720 = await world.get(f"/movies/{THE_MATRIX}/releases?quality_preference=720p")
+    assert prefer_720["releases"][0]["title"] == "The.Matrix.1999.720p.BluRay.x264-SiNNERS"
+
+
+async def test_watch_auto_downloads_the_best_release(world: World) -> None:
+    world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE")
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202, body
+    job_id = body["job_id"]
+    # Pressing Watch again returns the same job instead of a second download.
+    status, again = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {})
+    assert status == 200 and again["job_id"] == job_id
+    job = await until(world.client, job_id, lambda j: j["status"] == "ready")
+    assert job["movie_id"] == THE_MATRIX
+    assert job["release_title"] == "The.Matrix.1999.1080p.BluRay.x264-AMIABLE"
+    movie = await world.get(f"/movies/{THE_MATRIX}")
+    assert movie["job_status"]["job_id"] == job_id and movie["job_status"]["status"] == "ready"
+    stream = await world.get(f"/movies/{THE_MATRIX}/stream")
+    data = world.posts["The.Matrix.1999.1080p.BluRay.x264-AMIABLE"][0]
+    assert await (await world.client.get(stream["url"])).read() == data
+
+
+async def test_watch_manual_needs_a_known_release(world: World) -> None:
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "manual"})
+    assert status == 400 and body["code"] == "INVALID_INPUT"
+    status, body = await world.post_json(
+        f"/movies/{THE_MATRIX}/fetch", {"mode": "manual", "release_id": "rel_nope"}
+    )
+    assert status == 400
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "sideways"})
+    assert status == 400
+    releases = (await world.get(f"/movies/{THE_MATRIX}/releases"))["releases"]
+    chosen = next(r for r in releases if r["quality"] == "720p")
+    world.post(chosen["title"])
+    status, body = await world.post_json(
+        f"/movies/{THE_MATRIX}/fetch", {"mode": "manual", "release_id": chosen["release_id"]}
+    )
+    assert status == 202
+    job = await until(world.client, body["job_id"], lambda j: j["status"] == "ready")
+    assert job["release_title"] == chosen["title"]
+
+
+async def test_auto_mode_moves_on_when_articles_are_missing(world: World) -> None:
+    best = world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE")
+    world.nntp.missing.add(best[1].message_id)  # gone from the provider, no PAR2
+    world.post("The.Matrix.1999.720p.BluRay.x264-SiNNERS")
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    job_id = body["job_id"]
+    async with asyncio.timeout(30):
+        while (job := await world.get(f"/jobs/{job_id}"))["status"] != "ready":
+            assert job["status"] != "error" or job["release_title"].endswith("AMIABLE"), job
+            await asyncio.sleep(0.05)
+    assert job["release_title"] == "The.Matrix.1999.720p.BluRay.x264-SiNNERS"
+
+
+async def test_auto_mode_gives_up_after_three_releases(world: World) -> None:
+    for r in MATRIX_RELEASES[:3]:
+        arts = world.post(r.title)
+        world.nntp.missing.add(arts[0].message_id)
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    async with asyncio.timeout(30):
+        while (job2 := await world.get(f"/jobs/{body['job_id']}"))["status"] != "error":
+            await asyncio.sleep(0.05)
+    assert "missing" in job2["error_message"]
+    # Three releases were tried, the CAM copy never.
+    assert world.geek.count("get") == 3
