@@ -99,7 +99,6 @@ _KIND_TYPES = {
 HEAD_BYTES = 4096
 # A waiter re-prioritises this often: before a file's size is known the segments that
 # cover a range are an estimate, so the request is renewed as bytes arrive.
-_RECHECK_SECONDS = 1.0
 # Header scans read at most this much of what is already on disk per step.
 _SCAN_CHUNK = 64 * 1024
 

@@ -75,10 +75,6 @@ class Scheduler:
         heapq.heappush(self._heaps[task.level], (task.key, next(self._seq), task))
         self._events[task.level].set()
 
-    def push_many(self, tasks: Iterable[SegmentTask]) -> None:
-        for task in tasks:
-            self.push(task)
-
     def reprioritise(self, task: SegmentTask) -> None:
         """Re-queue a pending task under its new key; the old heap entry goes stale."""
         if task.state is State.PENDING and task.compute_key() != task.key:
@@ -135,12 +131,6 @@ class Scheduler:
         self._events[self._level_of[server]].clear()
         return None
 
-    def has_work(self, server: str) -> bool:
-        if any(t.state is State.PENDING for t in self._retry[server]):
-            return True
-        heap = self._heaps[self._level_of[server]]
-        return any(t.state is State.PENDING and k == t.key for k, _, t in heap[:64]) or bool(heap)
-
     async def wait_for_work(self, server: str) -> None:
         await self._events[self._level_of[server]].wait()
 
@@ -196,6 +186,3 @@ class Scheduler:
 
     def is_disabled(self, server: str) -> bool:
         return server in self._disabled
-
-    def level_alive(self, level: int) -> bool:
-        return any(n not in self._disabled for n in self.levels[level])

@@ -535,11 +535,13 @@ class Indexers:
         return state
 
     def _state_for_link(self, link: str) -> _State | None:
-        origin = _origin(link)
-        if origin is None:
+        where = nzb_source.origin(link)
+        if where is None:
             return None
         same = [
-            s for s in self._states.values() if s.config.enabled and _origin(s.config.url) == origin
+            s
+            for s in self._states.values()
+            if s.config.enabled and nzb_source.origin(s.config.url) == where
         ]
         # Two indexers on one host (two accounts, or paths): the one whose URL prefixes the link.
         return next((s for s in same if link.startswith(s.config.url + "/")), None) or next(
@@ -637,17 +639,6 @@ def _maybe_error_document(data: bytes) -> bool:
     # An NZB names its root within the first bytes; only other documents are parsed here, so
     # a 60 MB NZB is not read twice on the event loop.
     return b"<nzb" not in data[:4096]
-
-
-def _origin(url: str) -> tuple[str, str, int] | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
 
 
 def _host(url: str) -> str:

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "downloading", "preparing")
 MAX_ATTEMPTS = 3  # releases tried in auto mode before a job gives up
+RETENTION_SWEEP = 60.0  # seconds between looks for expired jobs
 TERMINAL = ("ready", "error", "deleted")
 TICK = 1.0  # seconds between progress writes
 NZB_FILE = "job.nzb"
@@ -91,6 +92,7 @@ class JobManager:
         self._slots = asyncio.Semaphore(max(1, settings.downloads.max_active))
         self._live: dict[str, _Live] = {}
         self._closing = False
+        self._reaper: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -102,14 +104,35 @@ class JobManager:
             view = static_view(job)
             if view is not None:
                 self._live.setdefault(job.job_id, _Live()).view = view
+        self._reaper = asyncio.create_task(self._reap_expired(), name="retention")
 
     async def close(self) -> None:
         """Stop every job task; downloads persist their state and resume at next start."""
         self._closing = True
         tasks = [live.task for live in self._live.values() if live.task is not None]
+        if self._reaper is not None:
+            tasks.append(self._reaper)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def reap_expired(self) -> list[str]:
+        """Delete jobs whose retention ran out; returns their ids."""
+        gone = []
+        for job in await self.store.expired_jobs(self.clock()):
+            log.info("retention: deleting %s (%s)", job.job_id, job.release_title)
+            await self.delete(job.job_id)
+            await self.store.add_event(job.job_id, "expired", "retention time is over")
+            gone.append(job.job_id)
+        return gone
+
+    async def _reap_expired(self) -> None:
+        while True:
+            try:
+                await self.reap_expired()
+            except Exception:  # a failed sweep must not stop later ones
+                log.exception("retention sweep failed")
+            await asyncio.sleep(RETENTION_SWEEP)
 
     # -- submitting --------------------------------------------------------------
     async def submit(

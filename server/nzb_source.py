@@ -21,7 +21,8 @@ TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=15)
 _FILENAME = re.compile(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', re.IGNORECASE)
 
 
-def _origin(url: str) -> tuple[str, str, int] | None:
+def origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL, the unit NZB fetching is allowed by."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -34,16 +35,16 @@ def _origin(url: str) -> tuple[str, str, int] | None:
 
 
 def allowed_origins(indexers: Sequence[IndexerConfig]) -> set[tuple[str, str, int]]:
-    return {o for i in indexers if i.enabled and (o := _origin(i.url)) is not None}
+    return {o for i in indexers if i.enabled and (o := origin(i.url)) is not None}
 
 
 def check_url(url: str, indexers: Sequence[IndexerConfig]) -> None:
-    origin = _origin(url)
-    if origin is None:
+    where = origin(url)
+    if where is None:
         raise InvalidInput("nzb_url must be an http(s) URL")
-    if origin not in allowed_origins(indexers):
+    if where not in allowed_origins(indexers):
         raise InvalidInput(
-            f"nzb_url must point at a configured indexer; {origin[1]} is not one "
+            f"nzb_url must point at a configured indexer; {where[1]} is not one "
             "(add it under [[indexers]] in the configuration)"
         )
 

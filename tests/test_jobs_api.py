@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
 from server.config import Settings, parse_config
+from server.keys import JOBS
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.media import make_movie
 from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
@@ -372,3 +374,25 @@ async def test_watch_position(
             headers={**HEADERS, "Content-Type": "application/json"},
         )
         assert resp.status == 400
+
+
+async def test_ready_jobs_are_deleted_when_their_time_is_up(
+    fake_nntp: FakeNntpFactory,
+    start_app: Callable[[Settings], Awaitable[Client]],
+    tmp_path: Path,
+) -> None:
+    data = os.urandom(200_000)
+    nzb, arts = post_of(data, "short.mkv")
+    srv = await fake_nntp(articles=arts)
+    client = await start_app(settings_for(tmp_path, srv, retention={"ready_hours": 1}))
+    job_id = await submit(client, nzb)
+    ready = await until(client, job_id, lambda j: j["status"] == "ready")
+    assert ready["expires_at"] is not None
+    manager = client.server.app[JOBS]
+    folder = tmp_path / "data" / "downloads" / job_id
+    assert folder.exists()
+    assert await manager.reap_expired() == []  # not yet
+    manager.clock = lambda: time.time() + 3601  # an hour and a second later
+    assert await manager.reap_expired() == [job_id]
+    assert (await job(client, job_id))["status"] == "deleted"
+    assert not folder.exists()
