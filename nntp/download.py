@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -39,6 +40,7 @@ BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 IDLE_CLOSE = 30.0  # seconds an idle connection stays open
 STATE_SAVE_INTERVAL = 2.0
 DEFAULT_READAHEAD = 8 * 1024 * 1024
+EDGE_BYTES = 1024 * 1024 + 65536  # a little over the 1 MiB the job waits for at each end
 # yEnc grows data by ~2 % plus headers; used to guess sizes before the first reply.
 YENC_OVERHEAD = 1.03
 
@@ -59,6 +61,8 @@ class FileTask:
     selected: bool = True
     writer: sabctools.FileWriter | None = None
     failed: set[int] = field(default_factory=set)
+    # NZB sizes summed segment by segment, for estimates before the first reply.
+    _cumulative: list[int] = field(default_factory=list, repr=False)
 
     @property
     def name(self) -> str:
@@ -68,7 +72,16 @@ class FileTask:
     def estimated_size(self) -> int:
         if self.size is not None:
             return self.size
-        return int(self.nzb_file.bytes / YENC_OVERHEAD)
+        return int(self.cumulative[-1] / YENC_OVERHEAD)
+
+    @property
+    def cumulative(self) -> list[int]:
+        """NZB sizes summed segment by segment (computed once: files have thousands)."""
+        if len(self._cumulative) != len(self.tasks) + 1:
+            self._cumulative = list(
+                itertools.accumulate((t.segment.bytes for t in self.tasks), initial=0)
+            )
+        return self._cumulative
 
     @property
     def complete(self) -> bool:
@@ -78,9 +91,9 @@ class FileTask:
         """Where segment ``index`` starts (exact for uniform parts, estimated before)."""
         if self.part_size:
             return index * self.part_size
-        before = sum(t.segment.bytes for t in self.tasks[:index])
-        total = self.nzb_file.bytes or 1
-        return int(before / total * self.estimated_size)
+        cumulative = self.cumulative
+        total = cumulative[-1] or 1
+        return int(cumulative[min(index, len(self.tasks))] / total * self.estimated_size)
 
     def tasks_for(self, start: int, end: int) -> list[SegmentTask]:
         """The segments that cover [start, end), by estimate; callers loop until served."""
@@ -197,7 +210,7 @@ class Download:
                 if t.state is State.DONE:
                     continue
                 if f.selected:
-                    t.edge = t.index in (0, len(f.tasks) - 1)
+                    t.edge = self._is_edge(f, t.index)
                     self._activate(t)
                 else:
                     t.state = State.PARKED
@@ -208,6 +221,15 @@ class Download:
             for slot in range(spec.connections):
                 self._workers.append(asyncio.create_task(self._worker(spec, slot + 1)))
         self._aux.append(asyncio.create_task(self._saver()))
+
+    @staticmethod
+    def _is_edge(f: FileTask, index: int) -> bool:
+        """Segments holding the first or last EDGE_BYTES of a file: container headers,
+        MP4 moov and MKV cues are there, and a player asks for them first."""
+        if index in (0, len(f.tasks) - 1):
+            return True
+        start = f.offset_of(index)
+        return start < EDGE_BYTES or f.offset_of(index + 1) > f.estimated_size - EDGE_BYTES
 
     async def wait(self) -> DownloadResult:
         """Until every selected segment is on disk or definitively missing."""

@@ -15,6 +15,7 @@ from server.store import Store
 if TYPE_CHECKING:
     # server.auth imports this module; its classes are needed here only for typing.
     from server.auth import ActiveSession, LoginLimiter, Sessions
+    from server.images import ImageCache
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -24,6 +25,8 @@ SECRET = web.AppKey("secret", bytes)  # signs media URLs
 DISCOVERY = web.AppKey("discovery", Discovery)  # TMDB + indexers + ranking
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")  # failed logins per IP
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # login sessions (in the store)
+IMAGES: web.AppKey[ImageCache] = web.AppKey("images")  # posters and photos cached on disk
+DEMO = web.AppKey("demo", bool)  # MATINEE_DEMO=1: stand-in services; every page says so
 
 # Per request, set by the auth middleware when a session cookie authenticated the request.
 SESSION: web.RequestKey[ActiveSession] = web.RequestKey("session")

@@ -8,11 +8,19 @@ import pytest
 
 # Each module registers its own fixtures; add one line per support module.
 pytest_plugins: list[str] = [
+    "tests.support.browser",
     "tests.support.fake_newznab",
     "tests.support.fake_nntp",
     "tests.support.fake_tmdb",
     "tests.support.inn2",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "browser: drives headless Chromium (Debian's chromium, via Playwright)"
+    )
+
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
