@@ -42,3 +42,6 @@ bench: system-deps $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache test-output bench/out
+
+demo: system-deps $(STAMP)
+	$(PY) -m tests.support.demo

@@ -17,12 +17,14 @@ from server.auth import setup_auth
 from server.config import Settings
 from server.discovery import Discovery
 from server.forwarded import forwarded_middleware
+from server.images import setup_images
 from server.indexers import Indexers
 from server.jobs import JobManager
 from server.keys import DISCOVERY, HTTP, JOBS, SECRET, SETTINGS, STORE
 from server.media_routes import MediaView, media_handler
 from server.middleware import auth_middleware, errors_middleware
 from server.openapi import spec
+from server.pages import setup_pages
 from server.store import store_context
 from server.templates import setup_templates
 from server.tmdb import TmdbClient
@@ -77,6 +79,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([_store_ctx, _http_ctx, _discovery_ctx, _jobs_ctx])
     setup_templates(app)  # Jinja on web/templates, {base}static/
     setup_auth(app)  # login/logout routes; sessions need the store, so after its context
+    setup_images(app)  # {base}img/{size}/{file}: TMDB posters and photos, cached on disk
+    setup_pages(app)  # the UI's pages; reads MATINEE_DEMO once; after setup_templates
     base = settings.server.base_path  # always starts and ends with "/"
 
     api = web.Application()

@@ -198,6 +198,12 @@ class JobManager:
             active = await self.store.active_job_for_movie(movie_id)
             if active is not None:
                 return active, False
+            # Releases that already failed for this movie are not tried again ("try another").
+            failed = [
+                j.release_id
+                for j in await self.store.list_jobs("error")
+                if j.movie_id == movie_id and j.release_id and mode == "auto"
+            ]
             job_id = new_job_id()
             folder = self.root / job_id
             await asyncio.to_thread(folder.mkdir, parents=True)
@@ -218,7 +224,7 @@ class JobManager:
                 job_id,
                 "requested",
                 f"{mode} release for movie {movie_id}",
-                {"preference": preference, "release_id": release_id},
+                {"preference": preference, "release_id": release_id, "skip": failed},
             )
         self._spawn(job_id)
         return job, True
@@ -386,6 +392,7 @@ class JobManager:
         events = await self.store.list_events(job.job_id)
         requested = next((e.data for e in events if e.kind == "requested"), {})
         tried = {e.data.get("release_id") for e in events if e.kind == "release"}
+        tried.update(requested.get("skip") or ())
         found = await self.releases.releases(
             job.movie_id, preference_of(requested.get("preference"))
         )

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 # Reachable without credentials: the routes of the main app named "login" (setup_auth),
 # "health" (create_app) and "static" (setup_templates). Decided by the route matched, not by
 # the path's text, so that no spelling of a path (%2e%2e, //) reaches anything else.
-PUBLIC_ROUTES = frozenset({"login", "health", "static"})
+PUBLIC_ROUTES = frozenset(
+    {"login", "health", "static", "favicon"}
+)  # favicon: browsers ask before login
 # Without credentials these answer 401; every other path is a page and redirects to login.
 API_PREFIXES = ("api/", "media/", "hls/")
 API_PATHS = frozenset({"metrics"})

@@ -1,4 +1,4 @@
-"""`make demo` works: with no accounts anywhere, every film can be watched and plays the demo film."""
+"""`make demo` works: with no accounts anywhere every film has a release, and it plays."""
 
 from __future__ import annotations
 
@@ -34,10 +34,13 @@ async def _until(
 
 async def test_demo_watch_a_film_with_no_accounts() -> None:
     before = os.environ.get(DEMO_ENV)
-    async with run_demo(port=0, seconds=12) as demo:
+    async with run_demo(port=0, seconds=20) as demo:
         assert os.environ[DEMO_ENV] == "1"  # set before create_app: every page says "demo"
         assert demo.url.startswith("http://127.0.0.1:")
         assert verify_password(demo.password, demo.settings.auth.password_hash or "")
+        async with aiohttp.ClientSession() as anonymous, anonymous.get(demo.url) as resp:
+            assert resp.url.path == "/login"  # a browser is sent to log in first
+            assert 'class="demo-banner"' in await resp.text()
         headers = {"X-Api-Key": demo.api_key}
         async with aiohttp.ClientSession(headers=headers) as http:
             # Every film a person can reach has releases, all pointing at the demo film.

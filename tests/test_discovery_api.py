@@ -203,3 +203,25 @@ async def test_auto_mode_gives_up_after_three_releases(world: World) -> None:
     assert "missing" in job2["error_message"]
     # Three releases were tried, the CAM copy never.
     assert world.geek.count("get") == 3
+
+
+async def test_try_another_release_skips_the_one_that_failed(world: World) -> None:
+    best = world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE")
+    world.nntp.missing.add(best[1].message_id)
+    world.post("The.Matrix.1999.720p.BluRay.x264-SiNNERS")
+    # Manual pick of the broken release: it fails and stays failed (no auto retry).
+    releases = (await world.get(f"/movies/{THE_MATRIX}/releases"))["releases"]
+    broken = next(r for r in releases if r["title"].endswith("AMIABLE"))
+    status, body = await world.post_json(
+        f"/movies/{THE_MATRIX}/fetch", {"mode": "manual", "release_id": broken["release_id"]}
+    )
+    assert status == 202
+    await until(world.client, body["job_id"], lambda j: True)
+    async with asyncio.timeout(20):
+        while (await world.get(f"/jobs/{body['job_id']}"))["status"] != "error":
+            await asyncio.sleep(0.05)
+    # "Try another release" is a new auto fetch: it must not pick the broken one again.
+    status, again = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202 and again["job_id"] != body["job_id"]
+    job = await until(world.client, again["job_id"], lambda j: j["status"] == "ready")
+    assert job["release_title"] == "The.Matrix.1999.720p.BluRay.x264-SiNNERS"

@@ -168,7 +168,11 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 async def browser_context(browser: Browser) -> AsyncIterator[BrowserContext]:
     context = await browser.new_context(viewport=VIEWPORT, locale="en-US")
-    context.on("page", record_console)  # tabs and pop-ups record too
+
+    def on_page(new: Page) -> None:  # tabs and pop-ups record too
+        record_console(new)
+
+    context.on("page", on_page)
     try:
         yield context
     finally:

@@ -164,8 +164,8 @@ def demo_settings(
                     "host": nntp.host,
                     "port": nntp.port,
                     "tls": False,
-                    "connections": 4,
-                    "pipelining": 4,
+                    "connections": 2,
+                    "pipelining": 2,
                     "timeout": 10,
                 }
             ]

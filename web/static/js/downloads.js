@@ -1,0 +1,107 @@
+// Downloads: every job's progress kept current, Cancel for running ones and Delete for
+// finished ones (both DELETE /jobs/{id}: the job stops and its files go).
+
+import { api, page } from "./api.js";
+import { h, say, field } from "./dom.js";
+import { ACTIVE, STAGES, canPlay, percent, relative, size, speed } from "./format.js";
+import { pollJobs } from "./jobs.js";
+
+const table = document.getElementById("jobs");
+const errorBox = document.getElementById("downloads-error");
+const empty = document.getElementById("no-jobs");
+
+function actions(row, job) {
+  const cellEl = row.querySelector(".row-actions");
+  const play = cellEl.querySelector("a.play");
+  if (play) play.hidden = !canPlay(job);
+  const want = ACTIVE.has(job.status) ? "cancel" : "delete";
+  const current = cellEl.querySelector("button.cancel, button.delete");
+  if (current && current.classList.contains(want)) return;
+  const button = h("button", { type: "button", class: want }, want === "cancel" ? "Cancel" : "Delete");
+  if (current) current.replaceWith(button);
+  else cellEl.append(button);
+}
+
+function update(row, job) {
+  row.dataset.status = job.status;
+  const bar = row.querySelector("progress");
+  if (bar) bar.value = job.progress;
+  field(row, "stage", STAGES[job.status] || job.status);
+  field(row, "percent", percent(job.progress));
+  field(row, "size", size(job.bytes_total));
+  field(row, "speed", ACTIVE.has(job.status) ? speed(job.speed_bps) : "—");
+  field(row, "expires", relative(job.expires_at));
+  actions(row, job);
+}
+
+function newRow(job) {
+  const title = job.release_title || "Finding a release…";
+  const jobPath = page(`job/${encodeURIComponent(job.job_id)}`);
+  return h(
+    "tr",
+    { class: "job", dataset: { jobId: job.job_id, status: job.status } },
+    h("td", {}, h("a", { href: jobPath, "data-field": "title" }, title)),
+    h("td", { "data-field": "stage" }),
+    h(
+      "td",
+      {},
+      h("progress", { max: 100, value: job.progress, "aria-label": `Progress of ${title}` }),
+      " ",
+      h("span", { "data-field": "percent" }),
+    ),
+    h("td", { "data-field": "size" }),
+    h("td", { "data-field": "speed" }),
+    h("td", { "data-field": "expires" }),
+    h(
+      "td",
+      { class: "row-actions" },
+      h("a", { class: "button play", href: page(`play/${encodeURIComponent(job.job_id)}`), hidden: true }, "Play"),
+    ),
+  );
+}
+
+async function remove(row, cancelling) {
+  const title = row.querySelector('[data-field="title"]').textContent.trim();
+  const question = cancelling
+    ? `Cancel “${title}”? What it downloaded so far is deleted.`
+    : `Delete “${title}” now? It cannot be played afterwards.`;
+  if (!confirm(question)) return;
+  for (const button of row.querySelectorAll("button")) button.disabled = true;
+  try {
+    await api(`/jobs/${encodeURIComponent(row.dataset.jobId)}`, { method: "DELETE" });
+    row.remove();
+    say(errorBox, "");
+    if (empty) empty.hidden = table.tBodies[0].rows.length > 0;
+  } catch (error) {
+    say(errorBox, error.message);
+    for (const button of row.querySelectorAll("button")) button.disabled = false;
+  }
+}
+
+if (table) {
+  const body = table.tBodies[0];
+  table.addEventListener("click", (event) => {
+    const button = event.target.closest("button.cancel, button.delete");
+    if (!button) return;
+    remove(button.closest("tr.job"), button.classList.contains("cancel"));
+  });
+  pollJobs(
+    (jobs) => {
+      const known = new Map([...body.rows].map((row) => [row.dataset.jobId, row]));
+      for (const job of jobs) {
+        let row = known.get(job.job_id);
+        if (job.status === "deleted") {
+          if (row) row.remove();
+          continue;
+        }
+        if (!row) {
+          row = newRow(job);
+          body.prepend(row);
+        }
+        update(row, job);
+      }
+      if (empty) empty.hidden = body.rows.length > 0;
+    },
+    (message) => say(errorBox, message),
+  );
+}

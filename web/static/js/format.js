@@ -1,0 +1,79 @@
+// Numbers as a person reads them; the same wording as the server-rendered pages.
+
+export const STAGES = {
+  queued: "Waiting to start",
+  downloading: "Downloading",
+  preparing: "Preparing the file",
+  ready: "Ready",
+  error: "Failed",
+  deleted: "Deleted",
+};
+
+export const ACTIVE = new Set(["queued", "downloading", "preparing"]);
+export const FINAL = new Set(["ready", "error", "deleted"]);
+
+/** Whether the player may open the job now. */
+export function canPlay(job) {
+  return Boolean(job.playable) && job.status !== "error" && job.status !== "deleted";
+}
+
+/** Decimal units, as indexers and the server show them: "1.2 GB", "700 MB". */
+export function size(bytes) {
+  if (!bytes) return "—";
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(1)} GB`;
+  if (bytes >= 1e6) return `${Math.round(bytes / 1e6)} MB`;
+  return `${Math.round(bytes / 1e3)} kB`;
+}
+
+export function speed(bps) {
+  return bps ? `${size(bps)}/s` : "—";
+}
+
+export function eta(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds <= 0) {
+    return "—";
+  }
+  if (seconds < 60) return "less than a minute left";
+  if (seconds < 3600) return `${Math.ceil(seconds / 60)} min left`;
+  return `${(seconds / 3600).toFixed(1)} h left`;
+}
+
+export function percent(progress) {
+  return `${Math.round(progress || 0)}%`;
+}
+
+/** "in 3 h", "5 min ago" for an ISO date; "—" without one. */
+export function relative(iso) {
+  if (!iso) return "—";
+  const delta = (Date.parse(iso) - Date.now()) / 1000;
+  if (!Number.isFinite(delta)) return "—";
+  const span = Math.abs(delta);
+  let text;
+  if (span < 60) text = "less than a minute";
+  else if (span < 3600) text = `${Math.round(span / 60)} min`;
+  else if (span < 48 * 3600) text = `${Math.round(span / 3600)} h`;
+  else text = `${Math.round(span / 86400)} days`;
+  return delta > 0 ? `in ${text}` : `${text} ago`;
+}
+
+/** Age of a release from its ISO publication date: "3 days", "2 years". */
+export function age(iso) {
+  if (!iso) return "unknown";
+  const days = (Date.now() - Date.parse(iso)) / 86400000;
+  if (!Number.isFinite(days)) return "unknown";
+  if (days < 1) return "today";
+  if (days < 60) return `${Math.round(days)} day${Math.round(days) === 1 ? "" : "s"}`;
+  if (days < 730) return `${Math.round(days / 30)} months`;
+  return `${Math.round(days / 365)} years`;
+}
+
+/** 1:02:03 or 4:05. */
+export function clock(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return "";
+  const whole = Math.floor(seconds);
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const s = whole % 60;
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return `${h ? `${h}:` : ""}${mm}:${String(s).padStart(2, "0")}`;
+}

@@ -1,0 +1,58 @@
+// Home: the active downloads move while the page is open.
+
+import { page } from "./api.js";
+import { h, field } from "./dom.js";
+import { ACTIVE, STAGES, eta, percent, speed } from "./format.js";
+import { pollJobs } from "./jobs.js";
+
+const list = document.getElementById("active-jobs");
+const empty = document.getElementById("no-downloads");
+
+function update(item, job) {
+  item.dataset.status = job.status;
+  const bar = item.querySelector("progress");
+  if (bar) bar.value = job.progress;
+  field(item, "stage", STAGES[job.status] || job.status);
+  field(item, "percent", percent(job.progress));
+  field(item, "speed", ACTIVE.has(job.status) ? speed(job.speed_bps) : "—");
+  field(item, "eta", ACTIVE.has(job.status) ? eta(job.eta_seconds) : "—");
+}
+
+function entry(job) {
+  const title = job.release_title || "Finding a release…";
+  return h(
+    "li",
+    { class: "job", dataset: { jobId: job.job_id, status: job.status } },
+    h("a", { class: "job-title", href: page(`job/${encodeURIComponent(job.job_id)}`) }, title),
+    h("progress", { max: 100, value: job.progress, "aria-label": `Progress of ${title}` }),
+    h(
+      "span",
+      { class: "job-facts" },
+      h("span", { "data-field": "stage" }),
+      " · ",
+      h("span", { "data-field": "percent" }),
+      " · ",
+      h("span", { "data-field": "speed" }),
+      " · ",
+      h("span", { "data-field": "eta" }),
+    ),
+  );
+}
+
+if (list) {
+  pollJobs((jobs) => {
+    const byId = new Map(jobs.map((job) => [job.job_id, job]));
+    for (const item of list.querySelectorAll(".job[data-job-id]")) {
+      const job = byId.get(item.dataset.jobId);
+      if (job) update(item, job);
+    }
+    for (const job of jobs) {
+      if (ACTIVE.has(job.status) && !list.querySelector(`[data-job-id="${CSS.escape(job.job_id)}"]`)) {
+        const item = entry(job);
+        update(item, job);
+        list.append(item);
+      }
+    }
+    if (empty) empty.hidden = list.children.length > 0;
+  });
+}

@@ -1,0 +1,76 @@
+// Job page: stage, progress, speed and time left follow the job's event stream; Play now
+// lights up the moment the job is playable, without a reload.
+
+import { api, page } from "./api.js";
+import { say } from "./dom.js";
+import { STAGES, canPlay, eta, percent, size, speed } from "./format.js";
+import { followJob } from "./jobs.js";
+
+const box = document.getElementById("job");
+const $ = (id) => document.getElementById(id);
+
+function render(job) {
+  box.dataset.status = job.status;
+  $("stage").textContent = STAGES[job.status] || job.status;
+  $("progress").value = job.progress;
+  $("progress").textContent = percent(job.progress);
+  $("percent").textContent = percent(job.progress);
+  $("bytes").textContent = `${job.bytes_done ? size(job.bytes_done) : "0 MB"} of ${size(job.bytes_total)}`;
+  const running = job.status === "downloading" || job.status === "queued";
+  $("speed").textContent = running ? speed(job.speed_bps) : "—";
+  $("eta").textContent = running ? eta(job.eta_seconds) : "—";
+  if (job.release_title && job.release_title !== $("job-title").textContent) {
+    $("release-title").textContent = job.release_title;
+    $("release-title").hidden = false;
+  }
+  if (job.status !== "downloading" && job.status !== "preparing") say($("note"), "");
+
+  const play = $("play-now");
+  const playable = canPlay(job);
+  play.classList.toggle("disabled", !playable);
+  if (playable) play.removeAttribute("aria-disabled");
+  else play.setAttribute("aria-disabled", "true");
+  $("play-hint").hidden = playable || job.status === "error" || job.status === "deleted";
+
+  const error = $("error");
+  if (job.status === "error") {
+    $("error-message").textContent = job.error_message || "The download failed.";
+    error.hidden = false;
+  } else {
+    error.hidden = true;
+  }
+  document.title = `${STAGES[job.status] || job.status}: ${$("job-title").textContent} · Matinee`;
+}
+
+function connection(state) {
+  const text = {
+    live: "",
+    reconnecting: "Connection lost; reconnecting…",
+    stopped: "",
+  }[state];
+  $("live-state").textContent = text || "";
+}
+
+if (box) {
+  const jobId = box.dataset.jobId;
+  $("play-now").addEventListener("click", (event) => {
+    if ($("play-now").getAttribute("aria-disabled") === "true") event.preventDefault();
+  });
+  const next = $("next-release");
+  if (next) {
+    next.addEventListener("click", async () => {
+      next.disabled = true;
+      try {
+        const answer = await api(`/movies/${next.dataset.movieId}/fetch`, {
+          method: "POST",
+          body: { mode: "auto" },
+        });
+        location.assign(page(`job/${encodeURIComponent(answer.job_id)}`));
+      } catch (error) {
+        $("error-message").textContent = error.message;
+        next.disabled = false;
+      }
+    });
+  }
+  followJob(jobId, render, connection);
+}
