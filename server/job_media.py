@@ -151,12 +151,41 @@ async def find_media(dl: Download, job_id: str) -> MediaPlan:
     return MediaPlan(None, None, "no video file was found in this post")
 
 
+def needs_tail(head: bytes) -> bool:
+    """False when the head already holds what a player needs to start: an MP4/MOV whose
+    ``moov`` box comes before ``mdat`` (a "faststart" file). Other containers keep their
+    index (MKV cues, a late moov) at the end."""
+    if len(head) < 12 or head[4:8] != b"ftyp":
+        return True
+    pos = 0
+    while pos + 8 <= len(head):
+        size = int.from_bytes(head[pos : pos + 4], "big")
+        kind = head[pos + 4 : pos + 8]
+        if kind == b"moov":
+            return False
+        if kind == b"mdat":
+            return True
+        if size == 1 and pos + 16 <= len(head):
+            size = int.from_bytes(head[pos + 8 : pos + 16], "big")
+        if size < 8:
+            return True  # to the end of the file, or damaged: be safe
+        pos += size
+    return True
+
+
 async def _wait_ends(dl: Download, indexes: Sequence[int], size: int) -> None:
     index = indexes[0]
     head = min(size, HEAD_BYTES)
     await dl.wait_range(index, 0, head, readahead=0)
     if size > head:
-        await dl.wait_range(index, max(head, size - TAIL_BYTES), size, readahead=0)
+        first = await asyncio.to_thread(_read_head, dl.files[index].path, head)
+        if needs_tail(first):
+            await dl.wait_range(index, max(head, size - TAIL_BYTES), size, readahead=0)
+
+
+def _read_head(path: Path, length: int) -> bytes:
+    with path.open("rb") as f:
+        return f.read(length)
 
 
 async def _wait_rar_ends(dl: Download, view: MediaView) -> None:

@@ -406,7 +406,13 @@ class JobManager:
         else:
             fresh = [r for r in found.releases if not r.excluded and r.release_id not in tried]
             if not fresh:
-                why = "no more releases to try" if tried else "no suitable release was found"
+                last = next((e.data for e in reversed(events) if e.kind == "retry"), None)
+                if last and last.get("problem"):
+                    # Say what actually went wrong, not only that nothing is left to try.
+                    why = f"{last.get('title') or 'the release'} failed: {last['problem']}"
+                    why += "; no other release to try"
+                else:
+                    why = "no more releases to try" if tried else "no suitable release was found"
                 if found.errors:
                     why += " (" + "; ".join(f"{k}: {v}" for k, v in found.errors.items()) + ")"
                 await self._fail(job.job_id, why)
@@ -444,6 +450,7 @@ class JobManager:
             job.job_id,
             "retry",
             f"{job.release_title or 'the release'} failed: {problem}; trying the next-best release",
+            {"title": job.release_title, "problem": problem},
         )
         live.view = None
         live.note = None

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 MEDIA_PATH = "/media/{job_id}/{name}"
 
-#: What a stalled response waits for at once: small enough that bytes flow to the player as
-#: they land, large enough that a wake-up is worth it.
-CHUNK_SIZE = 1024 * 1024
+#: What a stalled response waits for at once: the segment that holds the next byte, not a
+#: whole MiB, so a seek plays as soon as its first article has arrived.
+CHUNK_SIZE = 64 * 1024
 
 #: How often a response that waits for the download checks that its client is still there.
 #: aiohttp does not cancel handlers when a client disconnects unless the server was started

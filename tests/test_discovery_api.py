@@ -200,7 +200,8 @@ async def test_auto_mode_gives_up_after_three_releases(world: World) -> None:
     async with asyncio.timeout(30):
         while (job2 := await world.get(f"/jobs/{body['job_id']}"))["status"] != "error":
             await asyncio.sleep(0.05)
-    assert "missing" in job2["error_message"]
+    # It says what went wrong, not only that nothing was left to try.
+    assert "missing" in job2["error_message"] and "PAR2" in job2["error_message"]
     # Three releases were tried, the CAM copy never.
     assert world.geek.count("get") == 3
 
@@ -225,3 +226,16 @@ async def test_try_another_release_skips_the_one_that_failed(world: World) -> No
     assert status == 202 and again["job_id"] != body["job_id"]
     job = await until(world.client, again["job_id"], lambda j: j["status"] == "ready")
     assert job["release_title"] == "The.Matrix.1999.720p.BluRay.x264-SiNNERS"
+
+
+async def test_a_single_broken_release_says_what_went_wrong(world: World) -> None:
+    world.geek.releases = MATRIX_RELEASES[:1]
+    arts = world.post(MATRIX_RELEASES[0].title)
+    world.nntp.missing.add(arts[0].message_id)
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    async with asyncio.timeout(20):
+        while (job := await world.get(f"/jobs/{body['job_id']}"))["status"] != "error":
+            await asyncio.sleep(0.05)
+    message = job["error_message"]
+    assert "AMIABLE" in message and "missing" in message and "no other release" in message
