@@ -5,7 +5,7 @@ CONFIG  ?= config.toml
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck unit bench system-deps clean
+.PHONY: run test check lint typecheck unit bench demo system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -20,26 +20,12 @@ from nntp.connection import ServerSpec
 from nntp.errors import NntpError
 from nntp.fetch import FetchOutcome, fetch_nzb
 from nntp.nzb import NzbError, parse_nzb
-from server.config import Settings, UsenetServerConfig
+from server.config import Settings
+from server.usenet import spec_from_config
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR = 0, 1, 2
-
-
-def spec_from_config(cfg: UsenetServerConfig, *, connections: int | None = None) -> ServerSpec:
-    return ServerSpec(
-        name=cfg.name,
-        host=cfg.host,
-        port=cfg.port,
-        tls=cfg.tls,
-        username=cfg.username,
-        password=cfg.password,
-        connections=connections or cfg.connections,
-        priority=cfg.priority,
-        pipelining=cfg.pipelining,
-        timeout=cfg.timeout,
-    )
 
 
 class ProgressBar:

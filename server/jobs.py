@@ -29,6 +29,7 @@ from server.discovery import ReleaseSource, preference_of
 from server.errors import ApiError, Conflict, InvalidInput, NotFound
 from server.job_media import MediaError, MediaPlan, find_media, prepare_media, static_view
 from server.store import Job, Store, new_job_id
+from server.usenet import spec_from_config
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +54,7 @@ class _Live:
 
 
 def spec_from_settings(settings: Settings) -> list[ServerSpec]:
-    return [
-        ServerSpec(
-            name=s.name,
-            host=s.host,
-            port=s.port,
-            tls=s.tls,
-            username=s.username,
-            password=s.password,
-            connections=s.connections,
-            priority=s.priority,
-            pipelining=s.pipelining,
-            timeout=s.timeout,
-        )
-        for s in settings.usenet.servers
-    ]
+    return [spec_from_config(s) for s in settings.usenet.servers]
 
 
 class JobManager:
