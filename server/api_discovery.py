@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api_jobs import _json_body
+from server.api_jobs import json_body
 from server.discovery import preference_of
 from server.errors import InvalidInput
 from server.keys import DISCOVERY, JOBS, STORE
@@ -98,7 +98,7 @@ async def releases(request: web.Request) -> web.Response:
 @routes.post("/movies/{id}/fetch")
 async def fetch(request: web.Request) -> web.Response:
     movie_id = _movie_id(request)
-    body = await _json_body(request) if request.can_read_body else {}
+    body = await json_body(request) if request.can_read_body else {}
     mode = body.get("mode", "auto")
     if mode not in ("auto", "manual"):
         raise InvalidInput("mode must be auto or manual")

@@ -77,7 +77,7 @@ async def create_job(request: web.Request) -> web.Response:
         data, filename = await _read_upload(request)
         source = "upload"
     elif ctype == "application/json":
-        body = await _json_body(request)
+        body = await json_body(request)
         url = body.get("nzb_url")
         if not isinstance(url, str) or not url.strip():
             raise InvalidInput("give a multipart file field 'nzb' or JSON {\"nzb_url\": ...}")
@@ -91,7 +91,7 @@ async def create_job(request: web.Request) -> web.Response:
     return web.json_response({"job_id": job.job_id, "status": job.status}, status=202)
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
+async def json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -206,7 +206,7 @@ async def get_position(request: web.Request) -> web.Response:
 @routes.put("/jobs/{job_id}/position")
 async def put_position(request: web.Request) -> web.Response:
     job = await request.config_dict[JOBS].get(request.match_info["job_id"])
-    body = await _json_body(request)
+    body = await json_body(request)
     value = body.get("position")
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e7:
         raise InvalidInput("position must be a number of seconds (0 or more)")

@@ -39,6 +39,7 @@ import aiohttp
 from server import nzb_source
 from server.config import IndexerConfig
 from server.errors import IndexerError
+from server.http_body import read_capped
 from server.newznab import (
     ApiLimits,
     Caps,
@@ -470,15 +471,11 @@ class Indexers:
             async with self._session.get(
                 f"{config.url}/api", params=query, timeout=self._backstop
             ) as resp:
-                if resp.content_length is not None and resp.content_length > MAX_REPLY_BYTES:
+                body = await read_capped(resp, MAX_REPLY_BYTES)
+                if body is None:
                     raise _Failure("the indexer's reply is larger than 16 MiB")
-                body = bytearray()
-                async for chunk in resp.content.iter_chunked(64 * 1024):
-                    body += chunk
-                    if len(body) > MAX_REPLY_BYTES:
-                        raise _Failure("the indexer's reply is larger than 16 MiB")
                 retry_after = _retry_after(resp.headers.get("Retry-After"), self._clock())
-                return resp.status, bytes(body), retry_after
+                return resp.status, body, retry_after
         except TimeoutError:
             raise _Failure(f"no answer within {self._timeout:g} s") from None
         except aiohttp.ClientError as exc:

@@ -50,6 +50,7 @@ class _Live:
     download: Download | None = None
     view: MediaView | None = None
     note: str | None = None  # why it cannot play yet, in a person's words
+    nzb: Nzb | None = None  # parsed at submit, so the runner need not parse it again
     watchers: set[asyncio.Queue[Job]] = field(default_factory=set)
 
 
@@ -162,6 +163,7 @@ class JobManager:
         )
         job = await self.store.create_job(job)
         await self.store.add_event(job_id, "queued", f"queued from {source}")
+        self._live.setdefault(job_id, _Live()).nzb = nzb
         self._spawn(job_id)
         return job
 
@@ -350,8 +352,10 @@ class JobManager:
             job = await self._choose_release(job)
             if job.status == "error":
                 return True
+        nzb, live.nzb = live.nzb, None
         try:
-            nzb = await asyncio.to_thread(_read_nzb, folder, job.nzb_name)
+            if nzb is None:
+                nzb = await asyncio.to_thread(_read_nzb, folder, job.nzb_name)
         except NzbError as exc:
             return await self._give_up_release(job, live, f"the indexer's NZB is not usable: {exc}")
         if job.status == "queued":

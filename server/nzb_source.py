@@ -14,6 +14,7 @@ from yarl import URL
 
 from server.config import IndexerConfig
 from server.errors import IndexerError, InvalidInput
+from server.http_body import read_capped
 
 MAX_NZB_BYTES = 64 * 1024 * 1024
 MAX_REDIRECTS = 3
@@ -65,16 +66,12 @@ async def download_nzb(
                     raise IndexerError("the indexer says too many requests; try again later")
                 if resp.status >= 400:
                     raise IndexerError(f"the indexer answered HTTP {resp.status} for the NZB")
-                if resp.content_length is not None and resp.content_length > MAX_NZB_BYTES:
+                data = await read_capped(resp, MAX_NZB_BYTES)
+                if data is None:
                     raise IndexerError("the indexer's NZB is larger than 64 MiB")
-                data = bytearray()
-                async for chunk in resp.content.iter_chunked(256 * 1024):
-                    data += chunk
-                    if len(data) > MAX_NZB_BYTES:
-                        raise IndexerError("the indexer's NZB is larger than 64 MiB")
                 disposition = resp.headers.get("Content-Disposition", "")
                 match = _FILENAME.search(disposition)
-                return bytes(data), match.group(1) if match else None
+                return data, match.group(1) if match else None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise IndexerError(
                 f"cannot fetch the NZB from the indexer: {exc or 'timeout'}"

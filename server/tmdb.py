@@ -39,6 +39,7 @@ import aiohttp
 
 from server.config import TmdbConfig
 from server.errors import InvalidInput, NotFound, TmdbError
+from server.http_body import read_capped
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -703,13 +704,7 @@ class TmdbClient:
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    if response.content_length is not None and response.content_length > limit:
-        raise TmdbError(f"TMDB sent {response.content_length} bytes, more than the {limit} allowed")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise TmdbError(f"TMDB sent more than the {limit} bytes allowed")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    data = await read_capped(response, limit)
+    if data is None:
+        raise TmdbError(f"TMDB sent more than the {limit} bytes allowed")
+    return data
