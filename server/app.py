@@ -12,23 +12,24 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from server import api_discovery, api_jobs
-from server.auth import setup_auth
-from server.config import Settings
-from server.discovery import Discovery
-from server.forwarded import forwarded_middleware
-from server.images import setup_images
-from server.indexers import Indexers
-from server.jobs import JobManager
+from server.api import discovery as api_discovery
+from server.api import jobs as api_jobs
+from server.api.openapi import spec
+from server.config.settings import Settings
+from server.discovery.indexers import Indexers
+from server.discovery.service import Discovery
+from server.discovery.tmdb import TmdbClient
+from server.http.forwarded import forwarded_middleware
+from server.http.media import MediaView, media_handler
+from server.http.middleware import auth_middleware, errors_middleware
+from server.http.sessions import setup_auth
+from server.http.tokens import load_or_create_secret
+from server.jobs.manager import JobManager
 from server.keys import DISCOVERY, HTTP, JOBS, SECRET, SETTINGS, STORE
-from server.media_routes import MediaView, media_handler
-from server.middleware import auth_middleware, errors_middleware
-from server.openapi import spec
-from server.pages import setup_pages
-from server.store import store_context
-from server.templates import setup_templates
-from server.tmdb import TmdbClient
-from server.tokens import load_or_create_secret
+from server.store.db import store_context
+from server.ui.images import setup_images
+from server.ui.pages import setup_pages
+from server.ui.templates import setup_templates
 
 API_PREFIX = "api/movies-on-demand"
 

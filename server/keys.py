@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from server.config import Settings
-from server.discovery import Discovery
-from server.jobs import JobManager
-from server.store import Store
+from server.config.settings import Settings
+from server.discovery.service import Discovery
+from server.jobs.manager import JobManager
+from server.store.db import Store
 
 if TYPE_CHECKING:
-    # server.auth imports this module; its classes are needed here only for typing.
-    from server.auth import ActiveSession, LoginLimiter, Sessions
-    from server.images import ImageCache
+    # server.http.sessions imports this module; its classes are needed here only for typing.
+    from server.http.sessions import ActiveSession, LoginLimiter, Sessions
+    from server.ui.images import ImageCache
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)

@@ -18,9 +18,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from server import cli
 from server.app import create_app
-from server.auth import (
+from server.cli import main as cli
+from server.config.settings import Settings, load_config, parse_config
+from server.http.sessions import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     LoginLimiter,
@@ -30,9 +31,8 @@ from server.auth import (
     verify_password,
     with_password_hash,
 )
-from server.config import Settings, load_config, parse_config
 from server.keys import SESSIONS
-from server.templates import render
+from server.ui.templates import render
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"

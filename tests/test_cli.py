@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from server.cli import main
-from server.config import ConfigError, Settings, UsenetServerConfig, parse_server_url
+from server.cli.main import main
+from server.config.settings import ConfigError, Settings, UsenetServerConfig, parse_server_url
 from server.logs import setup_logging
 
 GOOD = """
@@ -261,9 +261,9 @@ class FakeDownload:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[Any, Settings | None]] = []
-        module = types.ModuleType("server.download_cmd")
+        module = types.ModuleType("server.cli.download")
         module.run_download = self.run_download  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "server.download_cmd", module)
+        monkeypatch.setitem(sys.modules, "server.cli.download", module)
 
     def run_download(self, args: Any, settings: Settings | None) -> int:
         self.calls.append((args, settings))
@@ -426,12 +426,12 @@ def test_logs_mask_secrets_in_messages_urls_and_tracebacks() -> None:
 def test_logs_as_json_lines() -> None:
     stream = io.StringIO()
     setup_logging("info", json=True, secrets=["hunter22"], stream=stream)
-    logging.getLogger("server.jobs").warning("job %s failed: password hunter22", "job_1")
-    logging.getLogger("server.jobs").debug("not shown at info")
+    logging.getLogger("server.jobs.manager").warning("job %s failed: password hunter22", "job_1")
+    logging.getLogger("server.jobs.manager").debug("not shown at info")
     [line] = stream.getvalue().splitlines()
     entry = json.loads(line)
     assert entry["level"] == "warning"
-    assert entry["logger"] == "server.jobs"
+    assert entry["logger"] == "server.jobs.manager"
     assert entry["message"] == "job job_1 failed: password ******"
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from server import config as cfg
-from server.config import ConfigError, Settings, describe, load_config, parse_config
+from server.config import settings as cfg
+from server.config.settings import ConfigError, Settings, describe, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.toml"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from server.config import Settings
+from server.config.settings import Settings
 from tests.support.fake_newznab import FakeNewznab, FakeNewznabFactory, FakeRelease
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.fake_tmdb import THE_MATRIX, TOKEN, UNKNOWN_MOVIE_ID, FakeTmdb, FakeTmdbFactory

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from server.errors import InvalidInput
-from server.images import Fetch, ImageCache
 from server.keys import SETTINGS
+from server.ui.images import Fetch, ImageCache
 from tests.support.fake_tmdb import JPEG, PNG, THE_MATRIX, movie_by_id
 from tests.test_pages import HTML, Site, StartSite, start_site
 

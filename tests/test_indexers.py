@@ -18,9 +18,8 @@ import aiosqlite
 import pytest
 
 from nntp.nzb import parse_nzb
-from server.config import IndexerConfig
-from server.errors import IndexerError, InvalidInput
-from server.indexers import (
+from server.config.settings import IndexerConfig
+from server.discovery.indexers import (
     APIKEY_PLACEHOLDER,
     CAPS_TTL,
     CREDENTIALS_REST,
@@ -30,9 +29,10 @@ from server.indexers import (
     imdb_digits,
     search_query,
 )
-from server.newznab import ApiLimits, NewznabItem, parse_search
-from server.releases import rank
-from server.store import Store, store_context
+from server.discovery.newznab import ApiLimits, NewznabItem, parse_search
+from server.discovery.releases.ranking import rank
+from server.errors import IndexerError, InvalidInput
+from server.store.db import Store, store_context
 from tests.support.fake_newznab import (
     CATALOGUE,
     FakeNewznab,

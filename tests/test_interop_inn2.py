@@ -118,7 +118,7 @@ async def test_par2_repair_after_cancelled_articles(inn2: Inn2Server, tmp_path: 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "server", *args], capture_output=True, text=True, timeout=120
     )
 
 
@@ -133,7 +133,7 @@ async def test_cli_download_prints_json_and_resumes_after_kill(
     url = f"nntp://{inn2.host}:{inn2.port}"
     # Start, let it get some way in, then kill -9: no chance to save anything on the way out.
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "download", str(nzb_path), "--out", str(out),
+        sys.executable, "-m", "server", "download", str(nzb_path), "--out", str(out),
         "--server", url, "--connections", "1",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip

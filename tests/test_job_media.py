@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.job_media import needs_tail
+from server.jobs.media import needs_tail
 from tests.support.media import make_movie
 
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
-from server.config import Settings, parse_config
+from server.config.settings import Settings, parse_config
 from server.keys import JOBS
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.media import make_movie

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from server.config import Settings
+from server.config.settings import Settings
 from tests.support.fake_nntp import FakeNntpFactory
 from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 from tests.test_jobs_api import API, HEADERS, Client, settings_for, start_app, submit, until

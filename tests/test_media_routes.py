@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient
 
 from nntp.errors import SegmentsMissing
-from server.media_routes import MEDIA_PATH, MediaView, Piece, PieceLike, media_handler
+from server.http.media import MEDIA_PATH, MediaView, Piece, PieceLike, media_handler
 
 JOB = "job_1700000000000_ab12"
 GARBAGE = b"\xee"
@@ -514,7 +514,7 @@ async def test_missing_segments_cut_the_body_short(
     aiohttp_client: AiohttpClient, gated: GatedView, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = await aiohttp_client(make_app({JOB: gated}))
-    caplog.set_level(logging.WARNING, logger="server.media_routes")
+    caplog.set_level(logging.WARNING, logger="server.http.media")
     async with client.get(url(gated), headers={"Range": "bytes=20000-"}) as resp:
         assert resp.status == 206
         first = await resp.content.readexactly(80_000)
@@ -525,7 +525,7 @@ async def test_missing_segments_cut_the_body_short(
     assert error is not None  # the client knows the body is incomplete
     assert body == BIG[20_000:100_000]  # and what it got is right
     assert gated.held == 0
-    (record,) = [r for r in caplog.records if r.name == "server.media_routes"]
+    (record,) = [r for r in caplog.records if r.name == "server.http.media"]
     line = record.getMessage()
     assert JOB in line and "movie.mkv" in line
     assert "bytes 20000-999999 of 1000000" in line
@@ -552,7 +552,7 @@ async def test_file_shorter_than_the_view_claims_is_cut_not_padded(
     view = file_view(tmp_path / "movie.mp4", DATA)
     (tmp_path / "movie.mp4").write_bytes(DATA[:600])  # e.g. deleted and recreated meanwhile
     client = await aiohttp_client(make_app({JOB: view}))
-    caplog.set_level(logging.WARNING, logger="server.media_routes")
+    caplog.set_level(logging.WARNING, logger="server.http.media")
     resp = await client.get(url(view))
     body, error = await read_until_cut(resp)
     assert error is not None
@@ -566,7 +566,7 @@ async def test_deleted_file_is_cut_and_logged(
     view = file_view(tmp_path / "movie.mp4", DATA)
     (tmp_path / "movie.mp4").unlink()
     client = await aiohttp_client(make_app({JOB: view}))
-    caplog.set_level(logging.WARNING, logger="server.media_routes")
+    caplog.set_level(logging.WARNING, logger="server.http.media")
     resp = await client.get(url(view))
     body, error = await read_until_cut(resp)
     assert (body, error is not None) == (b"", True)

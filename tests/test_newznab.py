@@ -1,4 +1,4 @@
-"""server.newznab: search results, caps and error documents, from literal XML and real captures."""
+"""newznab: search results, caps and error documents, from literal XML and real captures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.newznab import (
+from server.discovery.newznab import (
     ERROR_CODES,
     NewznabError,
     NewznabParseError,

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from aiohttp import web
 
-from server.openapi import PREFIX, spec
+from server.api.openapi import PREFIX, spec
 from tests.support.fake_tmdb import THE_MATRIX, UNKNOWN_MOVIE_ID
 from tests.test_discovery_api import World, world
 from tests.test_jobs_api import API, HEADERS, start_app, until

@@ -17,13 +17,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from server import pages
 from server.app import create_app
-from server.auth import SESSION_COOKIE
-from server.config import Settings, parse_config
+from server.config.settings import Settings, parse_config
+from server.http.sessions import SESSION_COOKIE
 from server.keys import DEMO, SESSIONS, STORE
-from server.store import Job, new_job_id
-from server.templates import STATIC_DIR
+from server.store.db import Job, new_job_id
+from server.ui import pages
+from server.ui.templates import STATIC_DIR
 from tests.support.fake_newznab import FakeNewznab, FakeNewznabFactory
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.fake_tmdb import (

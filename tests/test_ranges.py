@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from server.ranges import (
+from server.http.ranges import (
     MAX_HEADER_LENGTH,
     OK,
     PARTIAL,

@@ -1,4 +1,4 @@
-"""server.releases: title parsing against a table of real-looking titles, ranking and dedupe."""
+"""releases: title parsing against a table of real-looking titles, ranking and dedupe."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from server.newznab import NewznabItem, parse_search
-from server.releases import (
+from server.discovery.newznab import NewznabItem, parse_search
+from server.discovery.releases.ranking import (
     ParsedRelease,
     Preference,
     dedupe,

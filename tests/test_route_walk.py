@@ -22,10 +22,10 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_urldispatcher import AbstractResource
 
 from server.app import create_app
-from server.auth import SESSION_COOKIE
-from server.config import parse_config
+from server.config.settings import parse_config
+from server.http.middleware import is_public
+from server.http.sessions import SESSION_COOKIE
 from server.keys import SESSIONS, SETTINGS
-from server.middleware import is_public
 
 KEY = "route-walk-api-key-0123"
 REACHED = "X-Test-Reached"

@@ -27,7 +27,7 @@ def free_port() -> int:
 
 async def start_server(config: Path, port: int) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "serve", "--config", str(config),
+        sys.executable, "-m", "server", "serve", "--config", str(config),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     async with aiohttp.ClientSession() as http:

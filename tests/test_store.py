@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from server import errors
-from server import store as store_mod
-from server.store import (
+from server.store import db as store_mod
+from server.store.db import (
     AlreadyExists,
     InvalidTransition,
     Job,

@@ -1,4 +1,4 @@
-"""server.tmdb against the fake TMDB on loopback: shapes, auth, validation, failures, caching.
+"""The TMDB client against the fake TMDB on loopback: shapes, auth, validation, failures, caching.
 
 The last tests replay real TMDB captures from ../shared/fixtures/tmdb through the same parsing
 (skipped when that folder is not beside the checkout).
@@ -18,10 +18,8 @@ from typing import Any, Protocol
 import aiohttp
 import pytest
 
-from server.config import TmdbConfig
-from server.errors import ApiError, InvalidInput, NotFound, TmdbError
-from server.store import Store
-from server.tmdb import (
+from server.config.settings import TmdbConfig
+from server.discovery.tmdb import (
     CAST_LIMIT,
     CREW_LIMIT,
     DETAILS_TTL,
@@ -34,6 +32,8 @@ from server.tmdb import (
     parse_page,
     retry_after_seconds,
 )
+from server.errors import ApiError, InvalidInput, NotFound, TmdbError
+from server.store.db import Store
 from tests.support.fake_tmdb import (
     AMELIE,
     API_KEY,
@@ -747,7 +747,7 @@ async def test_no_secret_in_errors_logs_or_cache(
     store: Store,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="server.tmdb")
+    caplog.set_level(logging.DEBUG, logger="server.discovery.tmdb")
     tmdb = await fake_tmdb()
     # TMDB echoing the key back would be unusual, but must not leak it either
     tmdb.reply(401, json.dumps({"status_code": 7, "status_message": f"bad key {API_KEY}"}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.tokens import load_or_create_secret, sign, verify
+from server.http.tokens import load_or_create_secret, sign, verify
 
 SECRET = b"s" * 32
 

@@ -73,7 +73,7 @@ from xml.sax.saxutils import escape, quoteattr
 import pytest
 from aiohttp import web
 
-from server.config import IndexerConfig
+from server.config.settings import IndexerConfig
 
 GB = 1_000_000_000
 MASKED = "***"

@@ -66,7 +66,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from server.config import TmdbConfig
+from server.config.settings import TmdbConfig
 
 TOKEN = "fake-tmdb-v4-read-access-token-1b2c3d4e5f"
 API_KEY = "0123456789abcdef0123456789abcdef"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from server.discovery.tmdb import check_image
 from server.keys import DISCOVERY, IMAGES, SETTINGS
-from server.tmdb import check_image
 
 MAX_CACHE_BYTES = 500 * 1024 * 1024
 #: Eviction goes down to this share of the bound, so it does not run on every new file.

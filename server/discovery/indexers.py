@@ -36,11 +36,10 @@ from xml.sax.saxutils import escape
 
 import aiohttp
 
-from server import nzb_source
-from server.config import IndexerConfig
-from server.errors import IndexerError
-from server.http_body import read_capped
-from server.newznab import (
+from server.config.settings import IndexerConfig
+from server.discovery import nzb_source
+from server.discovery.http_body import read_capped
+from server.discovery.newznab import (
     ApiLimits,
     Caps,
     NewznabError,
@@ -50,7 +49,8 @@ from server.newznab import (
     parse_error,
     parse_search,
 )
-from server.store import Store
+from server.errors import IndexerError
+from server.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from nntp.connection import ServerSpec
 from nntp.errors import NntpError
 from nntp.fetch import FetchOutcome, fetch_nzb
 from nntp.nzb import NzbError, parse_nzb
-from server.config import Settings
-from server.usenet import spec_from_config
+from server.config.settings import Settings
+from server.jobs.servers import spec_from_config
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
-from server.auth import SAFE_METHODS, Forbidden, csrf_ok, session_for, set_session_cookie
 from server.errors import ApiError, NotFound, Unauthorized
+from server.http.sessions import SAFE_METHODS, Forbidden, csrf_ok, session_for, set_session_cookie
+from server.http.tokens import verify
 from server.keys import CSRF_TOKEN, SECRET, SESSION, SETTINGS
-from server.tokens import verify
 
 log = logging.getLogger(__name__)
 

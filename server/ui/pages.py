@@ -28,16 +28,16 @@ from aiohttp import web
 
 from nntp.connection import NntpConnection, ServerSpec
 from nntp.errors import AuthError, NntpError, TemporaryError
-from server.api_discovery import latest_job_for_movie
-from server.api_jobs import job_json
+from server.api.discovery import latest_job_for_movie
+from server.api.jobs import job_json
+from server.discovery.releases.ranking import format_size
+from server.discovery.tmdb import parse_movie_id, parse_page
 from server.errors import ApiError, InvalidInput
-from server.images import image_url
-from server.jobs import ACTIVE
+from server.jobs.manager import ACTIVE
 from server.keys import DEMO, DISCOVERY, JOBS, SETTINGS, STORE
-from server.releases import format_size
-from server.store import Job
-from server.templates import STATIC_DIR, render
-from server.tmdb import parse_movie_id, parse_page
+from server.store.db import Job
+from server.ui.images import image_url
+from server.ui.templates import STATIC_DIR, render
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

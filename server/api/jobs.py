@@ -16,11 +16,11 @@ from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
+from server.discovery.nzb_source import MAX_NZB_BYTES, download_nzb
 from server.errors import InvalidInput, NotFound
+from server.http.tokens import sign
 from server.keys import HTTP, JOBS, SECRET, SETTINGS, STORE
-from server.nzb_source import MAX_NZB_BYTES, download_nzb
-from server.store import Job
-from server.tokens import sign
+from server.store.db import Job
 
 routes = web.RouteTableDef()
 SSE_KEEPALIVE = 15.0

@@ -1,7 +1,7 @@
 """Choosing a release: read quality from release titles, merge duplicates, rank for streaming.
 
-Pure: titles and :class:`~server.newznab.NewznabItem` values in, frozen dataclasses out. The
-clock comes in as ``now``; nothing here does I/O.
+Pure: titles and :class:`~server.discovery.newznab.NewznabItem` values in, frozen
+dataclasses out. The clock comes in as ``now``; nothing here does I/O.
 
 Title reading follows the scene and P2P naming conventions that Radarr and Sonarr read
 (``Title.Year.Edition.Resolution.Source.Audio.Codec-GROUP``), written from scratch. The title
@@ -26,7 +26,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Literal
 
-from server.newznab import NewznabItem
+from server.discovery.newznab import NewznabItem
 
 Preference = Literal["720p", "1080p", "4K"]
 

@@ -27,7 +27,7 @@ from nntp.media import (
 from nntp.names import safe_filename
 from nntp.pick import classify, resolve_layout
 from nntp.rar import RarEntry, RarError, VolumeScanner, assemble, volume_order
-from server.store import Job
+from server.store.db import Job
 from transcode.process import ProcessError, run
 
 log = logging.getLogger(__name__)

@@ -37,10 +37,10 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
-from server.config import TmdbConfig
+from server.config.settings import TmdbConfig
+from server.discovery.http_body import read_capped
 from server.errors import InvalidInput, NotFound, TmdbError
-from server.http_body import read_capped
-from server.store import Store
+from server.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api_jobs import json_body
-from server.discovery import preference_of
+from server.api.jobs import json_body
+from server.discovery.service import preference_of
 from server.errors import InvalidInput
 from server.keys import DISCOVERY, JOBS, STORE
-from server.store import Job
+from server.store.db import Job
 
 routes = web.RouteTableDef()
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from server.config import (
+from server.config.settings import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
     UsenetServerConfig,
@@ -193,7 +193,7 @@ def _download(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         secrets = secret_values(settings)
     _setup_logging(args, secrets)
-    from server.download_cmd import run_download
+    from server.cli.download import run_download
 
     status: int = run_download(args, settings)
     return status
@@ -201,7 +201,7 @@ def _download(args: argparse.Namespace) -> int:
 
 def _set_password(args: argparse.Namespace) -> int:
     # Imported here so that the other commands do not load the web stack.
-    from server.auth import MIN_PASSWORD, hash_password, write_password_hash
+    from server.http.sessions import MIN_PASSWORD, hash_password, write_password_hash
 
     path = resolve_config_path(_config_path(args)) or DEFAULT_CONFIG_PATH
     try:

@@ -8,7 +8,7 @@
 * Failed logins are counted per client address (after trusted X-Forwarded-For handling) in
   memory: the count starts empty at each start and is per process, which is all Matinee runs.
 
-The middleware that enforces all of this is ``server.middleware.auth_middleware``.
+The middleware that enforces all of this is ``server.http.middleware.auth_middleware``.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from server.config import Settings
+from server.config.settings import Settings
 from server.errors import Unauthorized
 from server.keys import LOGIN_LIMITER, SECRET, SESSION, SESSIONS, SETTINGS, STORE
-from server.store import Store
-from server.templates import render
+from server.store.db import Store
+from server.ui.templates import render
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from server.config import IndexerConfig
+from server.config.settings import IndexerConfig
+from server.discovery.http_body import read_capped
 from server.errors import IndexerError, InvalidInput
-from server.http_body import read_capped
 
 MAX_NZB_BYTES = 64 * 1024 * 1024
 MAX_REDIRECTS = 3

@@ -10,12 +10,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from server.discovery.releases.ranking import RankedRelease, rank
 from server.errors import InvalidInput
-from server.releases import RankedRelease, rank
 
 if TYPE_CHECKING:  # the clients are only handed in; no import cycle at run time
-    from server.indexers import Indexers
-    from server.tmdb import TmdbClient
+    from server.discovery.indexers import Indexers
+    from server.discovery.tmdb import TmdbClient
 
 Preference = Literal["720p", "1080p", "4K"]
 PREFERENCES: tuple[Preference, ...] = ("720p", "1080p", "4K")

@@ -23,7 +23,7 @@ from aiohttp import hdrs, web
 
 from nntp.errors import SegmentsMissing
 from server.errors import NotFound
-from server.ranges import UNSATISFIABLE, RangeSpec, if_range_matches, parse_range
+from server.http.ranges import UNSATISFIABLE, RangeSpec, if_range_matches, parse_range
 
 log = logging.getLogger(__name__)
 

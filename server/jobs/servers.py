@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nntp.connection import ServerSpec
-from server.config import UsenetServerConfig
+from server.config.settings import UsenetServerConfig
 
 
 def spec_from_config(cfg: UsenetServerConfig, *, connections: int | None = None) -> ServerSpec:

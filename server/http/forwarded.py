@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from server.config import IPNetwork
+from server.config.settings import IPNetwork
 from server.errors import InvalidInput
 from server.keys import SETTINGS
 

@@ -24,12 +24,12 @@ from nntp.errors import NntpError
 from nntp.fetch import FetchOutcome, finish_download
 from nntp.media import MediaView
 from nntp.nzb import Nzb, NzbError, parse_nzb
-from server.config import Settings
-from server.discovery import ReleaseSource, preference_of
+from server.config.settings import Settings
+from server.discovery.service import ReleaseSource, preference_of
 from server.errors import ApiError, Conflict, InvalidInput, NotFound
-from server.job_media import MediaError, MediaPlan, find_media, prepare_media, static_view
-from server.store import Job, Store, new_job_id
-from server.usenet import spec_from_config
+from server.jobs.media import MediaError, MediaPlan, find_media, prepare_media, static_view
+from server.jobs.servers import spec_from_config
+from server.store.db import Job, Store, new_job_id
 
 log = logging.getLogger(__name__)
 
