@@ -1,54 +1,104 @@
-"""API errors: each class carries its HTTP status and stable code; one middleware shapes them."""
+"""Matinee's own errors: one root, and each class says when it is raised.
+
+::
+
+    MatineeError                 root; also what an unexpected failure is reported as
+    ├── ConfigError              the configuration is unusable (start-up, check-config)
+    ├── InvalidInput             a request that cannot succeed as it was asked
+    ├── Unauthorized             no valid credentials came with the request
+    ├── Forbidden                credentials, but not for this (e.g. no CSRF token)
+    ├── NotFound                 no such movie, job, file or route
+    ├── Conflict                 the request contradicts the current state
+    │   ├── AlreadyExists        a row with that key exists (store)
+    │   └── InvalidTransition    a status change the job lifecycle does not allow
+    ├── RateLimited              too many attempts; ``retry_after`` says when to try again
+    ├── JobError                 a job failed, or cannot do what was asked of it
+    ├── StoreError               the database cannot be opened or used
+    └── ServiceError             something Matinee depends on failed
+        ├── TmdbError            TMDB refused, failed or answered nonsense
+        ├── IndexerError         a newznab indexer did
+        ├── UsenetError          every Usenet server refused or failed
+        └── StorageError         the disk (or the R2 store) failed or is full
+
+These are domain errors: none knows about HTTP. ``server.http.errors`` maps each class to
+a status and a stable code, once, at the edge. ``message`` is always safe to show a person:
+it never holds a secret, and an unexpected exception's own text never becomes one.
+"""
 
 from __future__ import annotations
 
 
-class ApiError(Exception):
-    status = 500
-    code = "INTERNAL_ERROR"
-
+class MatineeError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class InvalidInput(ApiError):
-    status, code = 400, "INVALID_INPUT"
+class ConfigError(MatineeError):
+    """``errors`` holds one "key.path: problem" line per problem found."""
+
+    def __init__(self, errors: list[str] | str) -> None:
+        self.errors: tuple[str, ...] = (errors,) if isinstance(errors, str) else tuple(errors)
+        super().__init__("\n".join(self.errors))
 
 
-class Unauthorized(ApiError):
-    status, code = 401, "UNAUTHORIZED"
+class InvalidInput(MatineeError):
+    pass
 
 
-class NotFound(ApiError):
-    status, code = 404, "NOT_FOUND"
+class Unauthorized(MatineeError):
+    pass
 
 
-class Conflict(ApiError):
-    status, code = 409, "CONFLICT"
+class Forbidden(MatineeError):
+    pass
 
 
-class RateLimited(ApiError):
-    status, code = 429, "RATE_LIMITED"
+class NotFound(MatineeError):
+    pass
 
 
-class JobError(ApiError):
-    status, code = 500, "JOB_ERROR"
+class Conflict(MatineeError):
+    pass
 
 
-class TmdbError(ApiError):
-    status, code = 502, "TMDB_ERROR"
+class AlreadyExists(Conflict):
+    pass
 
 
-class IndexerError(ApiError):
-    """Any newznab indexer (the contract's code predates supporting more than NZBGeek)."""
-
-    status, code = 502, "NZBGEEK_ERROR"
+class InvalidTransition(Conflict):
+    pass
 
 
-class UsenetError(ApiError):
-    status, code = 502, "USENET_ERROR"
+class RateLimited(MatineeError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
-class StorageError(ApiError):
-    status, code = 502, "STORAGE_ERROR"
+class JobError(MatineeError):
+    pass
+
+
+class StoreError(MatineeError):
+    pass
+
+
+class ServiceError(MatineeError):
+    pass
+
+
+class TmdbError(ServiceError):
+    pass
+
+
+class IndexerError(ServiceError):
+    pass
+
+
+class UsenetError(ServiceError):
+    pass
+
+
+class StorageError(ServiceError):
+    pass

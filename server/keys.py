@@ -1,33 +1,35 @@
-"""Every typed application key in one place, so handlers find shared things by name."""
+"""Every typed application and request key in one place, so handlers find shared things by
+name. A leaf: the services' classes are imported for typing only, so any layer may import it.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import aiohttp
 from aiohttp import web
 
-from server.config.settings import Settings
-from server.discovery.service import Discovery
-from server.jobs.manager import JobManager
-from server.store.db import Store
-
 if TYPE_CHECKING:
-    # server.http.sessions imports this module; its classes are needed here only for typing.
-    from server.http.sessions import ActiveSession, LoginLimiter, Sessions
+    import aiohttp
+
+    from server.config.settings import Settings
+    from server.discovery.service import Discovery
+    from server.http.login_limit import LoginLimiter
+    from server.http.sessions import ActiveSession, Sessions
+    from server.jobs.manager import JobManager
+    from server.store.db import Store
     from server.ui.images import ImageCache
 
-SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", Store)
-JOBS = web.AppKey("jobs", JobManager)
-HTTP = web.AppKey("http", aiohttp.ClientSession)  # outgoing requests (indexers, TMDB)
-SECRET = web.AppKey("secret", bytes)  # signs media URLs
-DISCOVERY = web.AppKey("discovery", Discovery)  # TMDB + indexers + ranking
-LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")  # failed logins per IP
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+STORE: web.AppKey[Store] = web.AppKey("store")
+JOBS: web.AppKey[JobManager] = web.AppKey("jobs")
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")  # outgoing (indexers, TMDB)
+SECRET: web.AppKey[bytes] = web.AppKey("secret")  # signs media URLs
+DISCOVERY: web.AppKey[Discovery] = web.AppKey("discovery")  # TMDB + indexers + ranking
+LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")  # failed logins
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # login sessions (in the store)
 IMAGES: web.AppKey[ImageCache] = web.AppKey("images")  # posters and photos cached on disk
-DEMO = web.AppKey("demo", bool)  # MATINEE_DEMO=1: stand-in services; every page says so
+DEMO: web.AppKey[bool] = web.AppKey("demo")  # MATINEE_DEMO=1: stand-in services; pages say so
 
 # Per request, set by the auth middleware when a session cookie authenticated the request.
 SESSION: web.RequestKey[ActiveSession] = web.RequestKey("session")
-CSRF_TOKEN = web.RequestKey("csrf", str)  # the session's token, for forms in templates
+CSRF_TOKEN: web.RequestKey[str] = web.RequestKey("csrf")  # the session's token, for forms

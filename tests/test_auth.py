@@ -20,18 +20,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
 from server.cli import main as cli
-from server.config.settings import Settings, load_config, parse_config
-from server.http.sessions import (
-    LOGIN_CSRF_COOKIE,
-    SESSION_COOKIE,
-    LoginLimiter,
-    hash_password,
-    parse_password_hash,
-    safe_next,
-    verify_password,
-    with_password_hash,
-)
+from server.config.edit import with_password_hash
+from server.config.load import load_config, parse_config
+from server.config.settings import Settings
+from server.http.login_limit import LoginLimiter
+from server.http.passwords import hash_password, parse_password_hash, verify_password
+from server.http.sessions import SESSION_COOKIE
 from server.keys import SESSIONS
+from server.ui.login import LOGIN_CSRF_COOKIE, safe_next
 from server.ui.templates import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -637,7 +633,7 @@ async def test_csrf_for_cookie_requests_that_change_state(
         resp = await client.request(method, url, headers=with_session(cookie))
         assert resp.status == 403, (method, url)
         body = await resp.json()
-        assert body["code"] == "UNAUTHORIZED"
+        assert body["code"] == "FORBIDDEN"
         assert "CSRF" in body["error"]
         wrong = await client.request(
             method, url, headers=with_session(cookie, **{"X-CSRF-Token": csrf[:-1] + "x"})

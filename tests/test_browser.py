@@ -32,8 +32,8 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Dialog, Page, Request, Response, expect
 
 from server.app import create_app
-from server.config.settings import parse_config
-from server.http.sessions import hash_password
+from server.config.load import parse_config
+from server.http.passwords import hash_password
 from tests.support.browser import assert_no_console_errors, shot
 from tests.support.fake_newznab import FakeNewznab, FakeNewznabFactory, FakeRelease
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer

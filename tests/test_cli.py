@@ -18,7 +18,9 @@ import pytest
 from aiohttp import web
 
 from server.cli.main import main
-from server.config.settings import ConfigError, Settings, UsenetServerConfig, parse_server_url
+from server.config.load import parse_server_url
+from server.config.settings import Settings, UsenetServerConfig
+from server.errors import ConfigError
 from server.logs import setup_logging
 
 GOOD = """

@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 
 from server.config import settings as cfg
-from server.config.settings import ConfigError, Settings, describe, load_config, parse_config
+from server.config.describe import describe, secret_values
+from server.config.load import load_config, parse_config
+from server.config.settings import Settings
+from server.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.toml"
@@ -544,7 +547,7 @@ def test_secrets_never_appear_in_repr_str_or_describe() -> None:
         assert secret not in shown, name
     # The settings really hold them: the test above is not passing on empty values.
     assert settings.usenet.servers[0].password == SECRETS["usenet_password"]
-    assert sorted(cfg.secret_values(settings)) == sorted(SECRETS.values())
+    assert sorted(secret_values(settings)) == sorted(SECRETS.values())
 
 
 def test_describe_says_what_is_configured() -> None:

@@ -11,7 +11,7 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from server.http.sessions import verify_password
+from server.http.passwords import verify_password
 from tests.support.demo import DEMO_ENV, Demo, release_name, run_demo
 from tests.support.fake_tmdb import MOVIES, THE_MATRIX, movie_by_id
 

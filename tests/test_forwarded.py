@@ -10,11 +10,12 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
-from server.config.settings import IPNetwork, parse_config
+from server.config.load import parse_config
+from server.config.settings import IPNetwork
 from server.errors import InvalidInput
 from server.http.forwarded import Forwarded, forwarded_middleware, resolve_forwarded
-from server.http.middleware import errors_middleware
 from server.keys import SETTINGS
+from server.ui.errors import errors_middleware
 
 
 def nets(*specs: str) -> tuple[IPNetwork, ...]:

@@ -32,6 +32,7 @@ from server.discovery.indexers import (
 from server.discovery.newznab import ApiLimits, NewznabItem, parse_search
 from server.discovery.releases.ranking import rank
 from server.errors import IndexerError, InvalidInput
+from server.http.errors import status_and_code
 from server.store.db import Store, store_context
 from tests.support.fake_newznab import (
     CATALOGUE,
@@ -372,8 +373,8 @@ async def test_every_indexer_failing_is_an_indexer_error(
     with pytest.raises(IndexerError) as caught:
         await indexers.search_movie(**DUNE)
 
-    assert caught.value.code == "NZBGEEK_ERROR"
-    assert caught.value.status == 502
+    assert status_and_code(caught.value)[1] == "NZBGEEK_ERROR"
+    assert status_and_code(caught.value)[0] == 502
     message = caught.value.message
     assert "geek: the indexer said: Function not available (newznab error 203)" in message
     assert "slug: the indexer answered HTTP 502" in message
@@ -657,7 +658,7 @@ async def test_error_document_in_place_of_an_nzb(
 
     expected = f"geek did not give the NZB: {description} (newznab error {code})"
     assert caught.value.message == expected
-    assert caught.value.code == "NZBGEEK_ERROR"
+    assert status_and_code(caught.value)[1] == "NZBGEEK_ERROR"
     assert indexers.status()[0].last_error == expected
 
 

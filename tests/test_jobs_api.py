@@ -16,7 +16,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
-from server.config.settings import Settings, parse_config
+from server.config.load import parse_config
+from server.config.settings import Settings
 from server.keys import JOBS
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.media import make_movie
@@ -317,9 +318,13 @@ async def test_bad_submissions_are_invalid_input(
     assert "configured indexer" in (await resp.json())["error"]
     resp = await client.post(f"{API}/jobs", json={"nope": 1}, headers=HEADERS)
     assert resp.status == 400
-    resp = await client.get(f"{API}/jobs/job_1_nothere", headers=HEADERS)
+    resp = await client.get(f"{API}/jobs/job_1_0123abcd", headers=HEADERS)
     assert resp.status == 404
     assert (await resp.json())["code"] == "NOT_FOUND"
+    # not even shaped like a job id: the caller's mistake, not a missing job
+    resp = await client.get(f"{API}/jobs/job_1_nothere", headers=HEADERS)
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "INVALID_INPUT"
 
 
 async def test_nzb_url_from_a_configured_indexer(

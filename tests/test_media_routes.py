@@ -23,7 +23,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient
 
 from nntp.errors import SegmentsMissing
-from server.http.media import MEDIA_PATH, MediaView, Piece, PieceLike, media_handler
+from nntp.media import MediaView, Piece
+from server.http.errors import json_errors
+from server.http.media import MEDIA_PATH, media_handler
 
 JOB = "job_1700000000000_ab12"
 GARBAGE = b"\xee"
@@ -50,7 +52,7 @@ class PieceView:
         self.waits: list[tuple[int, int]] = []
         self.waiting = 0
 
-    def pieces(self, offset: int, length: int) -> Sequence[PieceLike]:
+    def pieces(self, offset: int, length: int) -> Sequence[Piece]:
         out, pos, end = [], 0, offset + length
         for p in self.layout:
             lo, hi = max(offset, pos), min(end, pos + p.length)
@@ -152,7 +154,8 @@ def make_app(views: Mapping[str, MediaView], **kw: Any) -> web.Application:
         view = views.get(job_id)
         return view if view is not None and view.name == name else None
 
-    app = web.Application()
+    # The main app's error middleware gives /media its JSON errors; the API's one stands in.
+    app = web.Application(middlewares=[json_errors])
     app.router.add_get(MEDIA_PATH, media_handler(lookup, **kw))
     return app
 

@@ -10,10 +10,12 @@ import jsonschema
 import pytest
 from aiohttp import web
 
-from server.api.openapi import PREFIX, spec
+from server.api.openapi import API_PREFIX, spec
 from tests.support.fake_tmdb import THE_MATRIX, UNKNOWN_MOVIE_ID
 from tests.test_discovery_api import World, world
 from tests.test_jobs_api import API, HEADERS, start_app, until
+
+PREFIX = "/" + API_PREFIX
 
 __all__ = ["start_app", "world"]
 
@@ -105,7 +107,7 @@ async def test_real_responses_follow_the_contract(world: World) -> None:
     await until(world.client, job_id, lambda j: j["status"] == "ready")
     await check("GET", f"/movies/{THE_MATRIX}", "/movies/{id}", 200)
     await check("GET", f"/movies/{job_id}/stream", "/movies/{id}/stream", 200)
-    await check("GET", "/movies/job_1_ffff/stream", "/movies/{id}/stream", 404)
+    await check("GET", "/movies/job_1_ffffffff/stream", "/movies/{id}/stream", 404)
     await check("GET", "/jobs", "/jobs", 200)
     await check("GET", "/jobs?status=bogus", "/jobs", 400)
     await check(
@@ -117,7 +119,7 @@ async def test_real_responses_follow_the_contract(world: World) -> None:
     )
     await check("POST", "/jobs", "/jobs", 400, json={"nzb_url": "http://elsewhere.example/x.nzb"})
     await check("DELETE", f"/jobs/{job_id}", "/jobs/{job_id}", 200)
-    await check("GET", "/jobs/job_1_ffff", "/jobs/{job_id}", 404)
+    await check("GET", "/jobs/job_1_ffffffff", "/jobs/{job_id}", 404)
     resp = await world.client.get(f"{API}/jobs")
     validate("/jobs", "get", 401, await resp.json())
 

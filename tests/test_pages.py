@@ -18,11 +18,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
-from server.config.settings import Settings, parse_config
+from server.config.load import parse_config
+from server.config.settings import Settings
 from server.http.sessions import SESSION_COOKIE
+from server.jobs.lifecycle import Failure, MediaKind, Status
 from server.keys import DEMO, SESSIONS, STORE
-from server.store.db import Job, new_job_id
-from server.ui import pages
+from server.store.jobs import Job, Media, new_job_id
+from server.ui import status as status_page
 from server.ui.templates import STATIC_DIR
 from tests.support.fake_newznab import FakeNewznab, FakeNewznabFactory
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
@@ -36,6 +38,7 @@ from tests.support.fake_tmdb import (
     FakeTmdbFactory,
     movie_by_id,
 )
+from tests.support.jobs import job_in, step
 from tests.test_discovery_api import MATRIX_RELEASES
 
 Client = TestClient[web.Request, web.Application]
@@ -158,16 +161,11 @@ class Site:
         assert resp.content_type == "text/html", path
         return Page(text)
 
-    async def job(self, **fields: Any) -> Job:
+    async def job(self, status: str = "queued", **fields: Any) -> Job:
         """A job row as the job runner would have left it (no runner moves it)."""
-        store = self.app[STORE]
         job_id = new_job_id()
-        job = await store.create_job(
-            Job(job_id=job_id, mode="auto", source="fetch", dir=f"/nonexistent/{job_id}")
-        )
-        if fields:
-            job = await store.update_job(job.job_id, **fields)
-        return job
+        values = {"mode": "auto", "source": "fetch", "dir": f"/nonexistent/{job_id}", **fields}
+        return await job_in(self.app[STORE], status, job_id=job_id, **values)
 
 
 def settings_for(
@@ -291,7 +289,7 @@ async def test_every_page_renders_under_the_base_path(site: Site) -> None:
 
 async def test_home_has_rows_of_posters_and_downloads(site: Site) -> None:
     watched = await site.job(movie_id=THE_MATRIX, status="downloading", playable=True)
-    await site.app[STORE].set_position(watched.job_id, 754.0)
+    await site.app[STORE].positions.set(watched.job_id, 754.0)
     running = await site.job(
         movie_id=INCEPTION, status="downloading", progress=42.0, release_title="Inception.2010"
     )
@@ -412,7 +410,8 @@ async def test_job_page_lights_play_now_when_playable(site: Site) -> None:
     assert play.attrs["aria-disabled"] == "true" and "disabled" in play.classes
     assert "hidden" in page.one("div", id="error").attrs
 
-    await site.app[STORE].update_job(job.job_id, playable=True, progress=9.0)
+    media = Media("movie.mkv", MediaKind.FILE, "video/x-matroska", 1_000_000)
+    await site.app[STORE].jobs.mark_playable(job.job_id, media)
     page = await site.get(f"job/{job.job_id}")
     play = page.one("a", id="play-now")
     assert "aria-disabled" not in play.attrs and "disabled" not in play.classes
@@ -421,8 +420,8 @@ async def test_job_page_lights_play_now_when_playable(site: Site) -> None:
 
 async def test_job_page_explains_errors_and_offers_the_next_release(site: Site) -> None:
     job = await site.job(movie_id=THE_MATRIX, status="downloading", playable=True)
-    await site.app[STORE].update_job(
-        job.job_id, status="error", error_message="42 articles are missing on every server"
+    await site.app[STORE].jobs.fail(
+        job.job_id, "42 articles are missing on every server", Failure.USENET
     )
     page = await site.get(f"job/{job.job_id}")
     error = page.one("div", id="error")
@@ -446,8 +445,8 @@ async def test_player_page(site: Site) -> None:
 async def test_downloads_page(site: Site) -> None:
     active = await site.job(movie_id=THE_MATRIX, status="downloading", bytes_total=2_000_000_000)
     done = await site.job(status="downloading", release_title="Some.Upload.2019")
-    await site.app[STORE].update_job(done.job_id, status="preparing")
-    await site.app[STORE].update_job(done.job_id, status="ready", playable=True)
+    await step(site.app[STORE], done, Status.PREPARING)
+    await step(site.app[STORE], done, Status.READY)
     gone = await site.job(status="deleted")
     page = await site.get("downloads")
     assert page.one("table", id="jobs")
@@ -567,7 +566,7 @@ async def test_demo_banner_only_in_demo_mode(
 async def test_status_page_does_not_wait_long_for_a_slow_indexer(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pages, "CHECK_TIMEOUT", 0.3)
+    monkeypatch.setattr(status_page, "CHECK_TIMEOUT", 0.3)
     site.geek.delay = 3.0
     page = await site.get("status")
     geek = page.one("li", **{"data-service": "Indexer geek"})

@@ -13,15 +13,14 @@ import pytest
 
 from server.discovery.newznab import NewznabItem, parse_search
 from server.discovery.releases.ranking import (
-    ParsedRelease,
     Preference,
     dedupe,
     format_size,
     normalised_title,
-    parse_title,
     rank,
     release_id,
 )
+from server.discovery.releases.titles import ParsedRelease, parse_title
 
 # (title, movie title, year, resolution, source, codec, group, other expected fields)
 TITLES: list[tuple[str, str, int | None, str | None, str | None, str | None, str | None, dict[str, Any]]] = [  # noqa: E501

@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_urldispatcher import AbstractResource
 
 from server.app import create_app
-from server.config.settings import parse_config
+from server.config.load import parse_config
 from server.http.middleware import is_public
 from server.http.sessions import SESSION_COOKIE
 from server.keys import SESSIONS, SETTINGS
@@ -217,7 +217,7 @@ async def test_a_session_opens_every_route(app_client: Client) -> None:
             # the same without the CSRF token is refused
             status, seen, body = await call(app_client, method, path, cookie)
             assert status == 403 and REACHED not in seen, f"{method} {path}"
-            assert '"code": "UNAUTHORIZED"' in body
+            assert '"code": "FORBIDDEN"' in body
 
 
 async def test_forged_and_expired_cookies_open_nothing(app_client: Client) -> None:

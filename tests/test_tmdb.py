@@ -19,20 +19,18 @@ import aiohttp
 import pytest
 
 from server.config.settings import TmdbConfig
-from server.discovery.tmdb import (
+from server.discovery.tmdb import DETAILS_TTL, LIST_TTL, TmdbClient, retry_after_seconds
+from server.discovery.tmdb_shapes import (
     CAST_LIMIT,
     CREW_LIMIT,
-    DETAILS_TTL,
-    LIST_TTL,
     MAX_PAGE,
-    TmdbClient,
     parse_movie_details,
     parse_movie_id,
     parse_movie_page,
     parse_page,
-    retry_after_seconds,
 )
-from server.errors import ApiError, InvalidInput, NotFound, TmdbError
+from server.errors import InvalidInput, MatineeError, NotFound, TmdbError
+from server.http.errors import status_and_code
 from server.store.db import Store
 from tests.support.fake_tmdb import (
     AMELIE,
@@ -542,7 +540,7 @@ async def test_invalid_input_is_refused_before_asking_tmdb(
     with pytest.raises(InvalidInput, match=message) as caught:
         await call(client)
 
-    assert (caught.value.status, caught.value.code) == (400, "INVALID_INPUT")
+    assert status_and_code(caught.value) == (400, "INVALID_INPUT")
     assert tmdb.total_requests == 0
 
 
@@ -578,7 +576,7 @@ async def test_unknown_movie_is_not_found(client: TmdbClient, tmdb: FakeTmdb) ->
 
     for caught in (details, similar):
         assert caught.value.message == "no movie with id 404404 on TMDB"
-        assert (caught.value.status, caught.value.code) == (404, "NOT_FOUND")
+        assert status_and_code(caught.value) == (404, "NOT_FOUND")
 
 
 async def test_wrong_token(tmdb: FakeTmdb, make_client: ClientFactory) -> None:
@@ -589,7 +587,7 @@ async def test_wrong_token(tmdb: FakeTmdb, make_client: ClientFactory) -> None:
         await client.popular()
 
     message = caught.value.message
-    assert (caught.value.status, caught.value.code) == (502, "TMDB_ERROR")
+    assert status_and_code(caught.value) == (502, "TMDB_ERROR")
     assert "refused the v4 read access token" in message
     assert "Invalid API key" in message  # TMDB's own words
     assert "[tmdb] token" in message
@@ -638,7 +636,7 @@ async def test_rate_limit_gives_up_after_two_retries(
     with pytest.raises(TmdbError, match="TMDB is rate limiting") as caught:
         await client.movie(FIGHT_CLUB)
 
-    assert caught.value.status == 502
+    assert status_and_code(caught.value)[0] == 502
     assert sleeps == [2.0, 2.0]
     assert tmdb.total_requests == 3
     # nothing was cached: the next request asks TMDB again, and now gets the movie
@@ -685,7 +683,7 @@ async def test_server_errors(client: TmdbClient, tmdb: FakeTmdb, status: int) ->
 
     assert caught.value.message.startswith(f"TMDB is having trouble (HTTP {status}")
     assert "try again later" in caught.value.message
-    assert (caught.value.status, caught.value.code) == (502, "TMDB_ERROR")
+    assert status_and_code(caught.value) == (502, "TMDB_ERROR")
     # errors are not cached
     assert titles(await client.popular())[0] == "Inception"
     assert tmdb.total_requests == 2
@@ -755,9 +753,9 @@ async def test_no_secret_in_errors_logs_or_cache(
     tmdb.fail()
     client = make_client(tmdb.config(token=None, api_key=API_KEY))
 
-    errors: list[ApiError] = []
+    errors: list[MatineeError] = []
     for call in (client.popular, client.popular, client.top_rated):
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(MatineeError) as caught:
             await call()
         errors.append(caught.value)
     await client.movie(FIGHT_CLUB)

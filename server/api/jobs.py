@@ -7,52 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import math
 import time
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
+from server.api.params import is_job_id, job_id, json_body
+from server.api.shapes import failure_error, iso, job_json
 from server.discovery.nzb_source import MAX_NZB_BYTES, download_nzb
 from server.errors import InvalidInput, NotFound
 from server.http.tokens import sign
+from server.jobs.lifecycle import Source, Status, can_play
 from server.keys import HTTP, JOBS, SECRET, SETTINGS, STORE
-from server.store.db import Job
 
 routes = web.RouteTableDef()
 SSE_KEEPALIVE = 15.0
 STREAM_URL_SECONDS = 4 * 3600
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return (
-        dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    return {
-        "job_id": job.job_id,
-        "movie_id": job.movie_id,
-        "status": job.status,
-        "progress": job.progress,
-        "playable": job.playable,
-        "bytes_done": job.bytes_done,
-        "bytes_total": job.bytes_total,
-        "speed_bps": job.speed_bps,
-        "eta_seconds": job.eta_seconds,
-        "error_message": job.error_message,
-        "release_title": job.release_title,
-        "created_at": iso(job.created_at),
-        "updated_at": iso(job.updated_at),
-        "ready_at": iso(job.ready_at),
-        "expires_at": iso(job.expires_at),
-    }
 
 
 async def _read_upload(request: web.Request) -> tuple[bytes, str | None]:
@@ -75,7 +47,7 @@ async def create_job(request: web.Request) -> web.Response:
     settings = request.config_dict[SETTINGS]
     if ctype == "multipart/form-data":
         data, filename = await _read_upload(request)
-        source = "upload"
+        source = Source.UPLOAD
     elif ctype == "application/json":
         body = await json_body(request)
         url = body.get("nzb_url")
@@ -84,52 +56,41 @@ async def create_job(request: web.Request) -> web.Response:
         data, filename = await download_nzb(
             request.config_dict[HTTP], url.strip(), settings.indexers
         )
-        source = "url"
+        source = Source.URL
     else:
         raise InvalidInput("send multipart/form-data with a file field 'nzb', or JSON with nzb_url")
     job = await request.config_dict[JOBS].submit(data, filename=filename, source=source)
-    return web.json_response({"job_id": job.job_id, "status": job.status}, status=202)
-
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("the JSON body must be an object")
-    return body
-
-
-STATUSES = ("queued", "downloading", "preparing", "ready", "error", "deleted")
+    return web.json_response({"job_id": job.job_id, "status": job.status.value}, status=202)
 
 
 @routes.get("/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
-    status = request.query.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
-    jobs = await request.config_dict[STORE].list_jobs(status)
+    raw = request.query.get("status") or None
+    try:
+        status = Status(raw) if raw is not None else None
+    except ValueError:
+        raise InvalidInput(f"status must be one of {', '.join(Status)}") from None
+    jobs = await request.config_dict[STORE].jobs.list(status)
     return web.json_response({"jobs": [job_json(j) for j in jobs]})
 
 
 @routes.get("/jobs/{job_id}")
 async def get_job(request: web.Request) -> web.Response:
-    job = await request.config_dict[JOBS].get(request.match_info["job_id"])
+    job = await request.config_dict[JOBS].get(job_id(request))
     return web.json_response(job_json(job))
 
 
 @routes.delete("/jobs/{job_id}")
 async def delete_job(request: web.Request) -> web.Response:
-    job = await request.config_dict[JOBS].delete(request.match_info["job_id"])
+    job = await request.config_dict[JOBS].delete(job_id(request))
     return web.json_response(job_json(job))
 
 
 @routes.get("/jobs/{job_id}/events")
 async def job_events(request: web.Request) -> web.StreamResponse:
     manager = request.config_dict[JOBS]
-    job_id = request.match_info["job_id"]
-    await manager.get(job_id)  # 404 before the stream starts
+    ident = job_id(request)
+    await manager.get(ident)  # 404 before the stream starts
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -138,7 +99,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         }
     )
     await resp.prepare(request)
-    snapshots = manager.watch(job_id)
+    snapshots = manager.watch(ident)
     try:
         while True:
             try:
@@ -162,20 +123,24 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 async def stream(request: web.Request) -> web.Response:
     ident = request.match_info["id"]
     store = request.config_dict[STORE]
-    if ident.startswith("job_"):
+    if is_job_id(ident):
         job = await request.config_dict[JOBS].get(ident)
     elif ident.isdigit() and int(ident) > 0:
-        found = await store.active_job_for_movie(int(ident))
+        found = await store.jobs.current_for_movie(int(ident))
         if found is None:
             raise NotFound(f"movie {ident} has no job: press Watch first")
         job = found
     else:
         raise InvalidInput("id must be a movie id (a positive integer) or a job id")
-    view = request.config_dict[JOBS].view(job.job_id)
-    if not job.playable or view is None or job.status in ("error", "deleted"):
-        manager = request.config_dict[JOBS]
-        why = job.error_message if job.status == "error" else f"the job is {job.status}"
-        if job.status in ("downloading", "preparing") and (note := manager.note(job.job_id)):
+    manager = request.config_dict[JOBS]
+    view = manager.view(job.job_id)
+    if job.status == Status.ERROR:
+        raise failure_error(job)
+    if not can_play(job.status, job.playable) or view is None:
+        why = f"the job is {job.status.value}"
+        if job.status in (Status.DOWNLOADING, Status.PREPARING) and (
+            note := manager.note(job.job_id)
+        ):
             why = f"{why}; {note}"
         raise InvalidInput(f"not playable yet ({why}); follow /jobs/{job.job_id}/events")
     expires = int(time.time()) + STREAM_URL_SECONDS
@@ -188,7 +153,7 @@ async def stream(request: web.Request) -> web.Response:
         {
             "job_id": job.job_id,
             "url": url,
-            "kind": "file" if job.status == "ready" else "progressive",
+            "kind": "file" if job.status == Status.READY else "progressive",
             "content_type": view.content_type,
             "size": view.size,
             "expires_at": iso(expires),
@@ -198,17 +163,17 @@ async def stream(request: web.Request) -> web.Response:
 
 @routes.get("/jobs/{job_id}/position")
 async def get_position(request: web.Request) -> web.Response:
-    job = await request.config_dict[JOBS].get(request.match_info["job_id"])
-    seconds = await request.config_dict[STORE].get_position(job.job_id)
+    job = await request.config_dict[JOBS].get(job_id(request))
+    seconds = await request.config_dict[STORE].positions.get(job.job_id)
     return web.json_response({"job_id": job.job_id, "position": seconds or 0.0})
 
 
 @routes.put("/jobs/{job_id}/position")
 async def put_position(request: web.Request) -> web.Response:
-    job = await request.config_dict[JOBS].get(request.match_info["job_id"])
+    job = await request.config_dict[JOBS].get(job_id(request))
     body = await json_body(request)
     value = body.get("position")
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e7:
         raise InvalidInput("position must be a number of seconds (0 or more)")
-    await request.config_dict[STORE].set_position(job.job_id, float(value))
+    await request.config_dict[STORE].positions.set(job.job_id, float(value))
     return web.json_response({"job_id": job.job_id, "position": float(value)})

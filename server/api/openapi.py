@@ -5,21 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-PREFIX = "/api/movies-on-demand"
-ERROR_CODES = [
-    "INVALID_INPUT",
-    "UNAUTHORIZED",
-    "NOT_FOUND",
-    "CONFLICT",
-    "RATE_LIMITED",
-    "INTERNAL_ERROR",
-    "JOB_ERROR",
-    "TMDB_ERROR",
-    "NZBGEEK_ERROR",
-    "USENET_ERROR",
-    "STORAGE_ERROR",
-]
-JOB_STATUSES = ["queued", "downloading", "preparing", "ready", "error", "deleted"]
+from server.http.errors import ERROR_CODES
+from server.jobs.lifecycle import Status
+
+#: Where the API lives below the base path: the original contract's prefix.
+API_PREFIX = "api/movies-on-demand"
+JOB_STATUSES = [s.value for s in Status]
 
 S = dict[str, Any]
 
@@ -49,6 +40,7 @@ def _errors(*statuses: int) -> S:
     names = {
         400: "Invalid input",
         401: "No API key or session",
+        403: "Credentials, but not for this (a missing CSRF token)",
         404: "Not found",
         409: "Conflict",
         429: "Rate limited",
@@ -421,7 +413,7 @@ def spec(server_url: str = "/") -> S:
             "version": "1",
             "description": "Movies on demand: browse, pick a release, play while it downloads.",
         },
-        "servers": [{"url": server_url.rstrip("/") + PREFIX}],
+        "servers": [{"url": server_url.rstrip("/") + "/" + API_PREFIX}],
         "security": [{"apiKey": []}, {"session": []}],
         "paths": paths,
         "components": {

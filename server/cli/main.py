@@ -12,16 +12,15 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from server.config.settings import (
+from server.config.describe import describe, secret_values
+from server.config.load import (
     DEFAULT_CONFIG_PATH,
-    ConfigError,
-    UsenetServerConfig,
-    describe,
     load_config,
     parse_server_url,
     resolve_config_path,
-    secret_values,
 )
+from server.config.settings import UsenetServerConfig
+from server.errors import ConfigError
 from server.logs import LEVELS, setup_logging
 
 #: Exit status for a bad command line or configuration, as argparse uses for usage errors.
@@ -201,7 +200,8 @@ def _download(args: argparse.Namespace) -> int:
 
 def _set_password(args: argparse.Namespace) -> int:
     # Imported here so that the other commands do not load the web stack.
-    from server.http.sessions import MIN_PASSWORD, hash_password, write_password_hash
+    from server.config.edit import write_password_hash
+    from server.http.passwords import MIN_PASSWORD, hash_password
 
     path = resolve_config_path(_config_path(args)) or DEFAULT_CONFIG_PATH
     try:

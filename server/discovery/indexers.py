@@ -430,7 +430,7 @@ class Indexers:
         Cached bodies are already redacted; failures are not cached.
         """
         key = self._cache_key(state, params)
-        cached = await self._store.cache_get(key, now=self._clock())
+        cached = await self._store.cache.get(key, now=self._clock())
         if cached is not None:
             try:
                 return parse(cached), False
@@ -456,7 +456,7 @@ class Indexers:
             raise self._newznab_failure(state, exc, retry_after) from None
         state.last_ok = self._clock()
         state.strikes = 0
-        await self._store.cache_put(key, body, ttl, now=self._clock())
+        await self._store.cache.put(key, body, ttl, now=self._clock())
         return result, True
 
     async def _http(self, state: _State, params: dict[str, str]) -> tuple[int, bytes, float | None]:

@@ -7,18 +7,18 @@ the best, and moves on to the next-best when a release turns out to be incomplet
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Protocol
 
-from server.discovery.releases.ranking import RankedRelease, rank
+import aiohttp
+from aiohttp import web
+
+from server.discovery.indexers import Indexers
+from server.discovery.releases.ranking import PREFERENCES, Preference, RankedRelease, rank
+from server.discovery.tmdb import TmdbClient
 from server.errors import InvalidInput
-
-if TYPE_CHECKING:  # the clients are only handed in; no import cycle at run time
-    from server.discovery.indexers import Indexers
-    from server.discovery.tmdb import TmdbClient
-
-Preference = Literal["720p", "1080p", "4K"]
-PREFERENCES: tuple[Preference, ...] = ("720p", "1080p", "4K")
+from server.keys import DISCOVERY, HTTP, SETTINGS, STORE
 
 
 def preference_of(value: object) -> Preference:
@@ -70,3 +70,23 @@ class Discovery:
 
     async def nzb(self, release: RankedRelease) -> tuple[bytes, str | None]:
         return await self.indexers.fetch_nzb(release.link)
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession(headers={"User-Agent": "Matinee"}) as session:
+        app[HTTP] = session
+        yield
+
+
+async def _discovery_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, session, store = app[SETTINGS], app[HTTP], app[STORE]
+    app[DISCOVERY] = Discovery(
+        TmdbClient(session, settings.tmdb, store), Indexers(session, settings.indexers, store)
+    )
+    yield
+
+
+def setup(app: web.Application) -> None:
+    """The outgoing HTTP session (TMDB, indexers, images), then TMDB and the indexers; after
+    the store, whose cache they use."""
+    app.cleanup_ctx.extend([_http_ctx, _discovery_ctx])

@@ -1,10 +1,10 @@
 """``GET``/``HEAD /media/{job_id}/{name}``: byte ranges of a movie that may still be downloading.
 
-The handler reads through a :class:`MediaView` (implemented by the engine side in
-``nntp/media.py``) and never holds media bytes in Python when it can avoid it: bytes already
-on disk go from the page cache to the socket with ``loop.sendfile``, one call per on-disk
-piece of whatever is contiguous and present. Only bytes that are not there yet cost a wait,
-and that wait also tells the download where the player is.
+The handler reads through a ``MediaView`` (``nntp.media``: the one interface to a movie) and
+never holds media bytes in Python when it can avoid it: bytes already on disk go from the
+page cache to the socket with ``loop.sendfile``, one call per on-disk piece of whatever is
+contiguous and present. Only bytes that are not there yet cost a wait, and that wait also
+tells the download where the player is.
 
 Guarantees a player relies on: the status and Content-Range are decided before the first
 byte (TOTAL is the final size even while downloading), and a body that cannot be completed
@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
-from typing import BinaryIO, NamedTuple, Protocol
+from collections.abc import Awaitable, Callable
+from typing import BinaryIO
 
 from aiohttp import hdrs, web
 
 from nntp.errors import SegmentsMissing
+from nntp.media import MediaView, Piece
 from server.errors import NotFound
 from server.http.ranges import UNSATISFIABLE, RangeSpec, if_range_matches, parse_range
+from server.keys import JOBS, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -37,77 +39,6 @@ CHUNK_SIZE = 64 * 1024
 #: aiohttp does not cancel handlers when a client disconnects unless the server was started
 #: with ``handler_cancellation=True``, so a waiting response has to look for itself.
 GONE_POLL_SECONDS = 0.5
-
-
-class PieceLike(Protocol):
-    """``length`` bytes of the media that lie at ``offset`` in the file at ``path``.
-
-    Structural, so that the engine's own NamedTuple (``nntp`` cannot import ``server``)
-    is one without naming this class.
-    """
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def length(self) -> int: ...
-
-
-class Piece(NamedTuple):
-    """A ready-made PieceLike."""
-
-    path: str
-    offset: int
-    length: int
-
-
-class MediaView(Protocol):
-    """A movie as one byte sequence, readable while it downloads (e.g. a file, store-mode RARs)."""
-
-    # Read-only properties, so that plain attributes and properties both implement them.
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def size(self) -> int:
-        """The final size, known before the download ends."""
-        ...
-
-    @property
-    def content_type(self) -> str: ...
-
-    @property
-    def etag(self) -> str:
-        """A strong entity-tag with its quotes, stable for the job: '"job_..-size"'."""
-        ...
-
-    def pieces(self, offset: int, length: int) -> Sequence[PieceLike]:
-        """Where [offset, offset + length) lies on disk, in order; the lengths add up to length."""
-        ...
-
-    def available(self, offset: int) -> int:
-        """How many contiguous bytes from ``offset`` are on disk (0 when that byte is missing)."""
-        ...
-
-    async def wait(self, offset: int, end: int) -> None:
-        """Return once [offset, end) is on disk, prioritising it (plus read-ahead) meanwhile.
-
-        Raises ``nntp.errors.SegmentsMissing`` when those bytes will never come. Cancelling
-        the wait drops the priority it took.
-        """
-        ...
-
-    def prioritise(self, offset: int, end: int) -> Callable[[], None]:
-        """Put [offset, end) ahead of the download's own order until the returned function runs.
-
-        A hint held for the lifetime of one response (the view may act on a read-ahead window
-        from ``offset`` only). The release function is called exactly once, also when the
-        client goes away mid-body.
-        """
-        ...
 
 
 Lookup = Callable[[str, str], Awaitable[MediaView | None]]
@@ -124,12 +55,6 @@ class _Unservable(Exception):
 def _strong_etag(etag: str) -> str:
     # The Protocol asks for a quoted tag; quote a bare one rather than send an invalid header.
     return etag if etag.startswith('"') else f'"{etag}"'
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    # The API's one error shape, built here too so that the handler does not depend on the
-    # errors middleware being installed in front of it.
-    return web.json_response({"error": message, "code": code}, status=status)
 
 
 def _client_gone(request: web.BaseRequest) -> bool:
@@ -163,7 +88,7 @@ def media_handler(
         job_id, name = request.match_info["job_id"], request.match_info["name"]
         view = await lookup(job_id, name)
         if view is None:
-            return _error(NotFound.status, NotFound.code, f"no media {name!r} in job {job_id}")
+            raise NotFound(f"no media {name!r} in job {job_id}")
 
         etag = _strong_etag(view.etag)
         header: str | None = None
@@ -319,7 +244,7 @@ class _Sender:
             self.files[path] = f
         return f
 
-    async def _sendfile(self, f: BinaryIO, piece: PieceLike) -> int:
+    async def _sendfile(self, f: BinaryIO, piece: Piece) -> int:
         transport = self.request.transport
         if transport is None or transport.is_closing():
             raise _ClientGone
@@ -332,7 +257,7 @@ class _Sender:
         except ConnectionError as exc:
             raise _ClientGone from exc
 
-    async def _copy(self, f: BinaryIO, piece: PieceLike) -> int:
+    async def _copy(self, f: BinaryIO, piece: Piece) -> int:
         fd, offset, left, sent = f.fileno(), piece.offset, piece.length, 0
         while left > 0:
             data = await self.loop.run_in_executor(
@@ -348,3 +273,18 @@ class _Sender:
             left -= len(data)
             sent += len(data)
         return sent
+
+
+def setup(app: web.Application) -> None:
+    """``{base}media/{job_id}/{name}``, reading through the job's current view."""
+
+    async def lookup(job_id: str, name: str) -> MediaView | None:
+        if JOBS not in app:
+            return None
+        view = app[JOBS].view(job_id)
+        return view if view is not None and view.name == name else None
+
+    base = app[SETTINGS].server.base_path
+    handler = media_handler(lookup)
+    app.router.add_route("GET", f"{base}media/{{job_id}}/{{name}}", handler, name="media")
+    app.router.add_route("HEAD", f"{base}media/{{job_id}}/{{name}}", handler)

@@ -1,8 +1,8 @@
-"""Request middlewares: error shaping and authentication.
+"""Authentication: which requests may pass, and with what.
 
-Installed in this order (outermost first): errors, forwarded (server/forwarded.py), then
-auth, so that an auth failure is shaped like every other error and auth sees the client's
-address and scheme as the trusted reverse proxy reported them.
+Installed inside the error middleware (``server.ui.errors``) and the forwarded-headers one
+(``server.http.forwarded``), so that an auth failure is shaped like every other error and
+auth sees the client's address and scheme as the trusted reverse proxy reported them.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
-from server.errors import ApiError, NotFound, Unauthorized
-from server.http.sessions import SAFE_METHODS, Forbidden, csrf_ok, session_for, set_session_cookie
+from server.errors import Forbidden, Unauthorized
+from server.http.sessions import SAFE_METHODS, csrf_ok, session_for, set_session_cookie
 from server.http.tokens import verify
 from server.keys import CSRF_TOKEN, SECRET, SESSION, SETTINGS
 
@@ -31,29 +31,6 @@ PUBLIC_ROUTES = frozenset(
 # Without credentials these answer 401; every other path is a page and redirects to login.
 API_PREFIXES = ("api/", "media/", "hls/")
 API_PATHS = frozenset({"metrics"})
-
-
-def error_body(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": message, "code": code}, status=status)
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return error_body(exc.status, exc.code, exc.message)
-    except web.HTTPNotFound:
-        return error_body(404, NotFound.code, f"nothing at {request.path}")
-    except web.HTTPMethodNotAllowed as exc:
-        return error_body(405, "INVALID_INPUT", f"{request.method} is not allowed here: {exc.text}")
-    except web.HTTPRequestEntityTooLarge:
-        return error_body(413, "INVALID_INPUT", "the request body is too large")
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_body(500, "INTERNAL_ERROR", "internal error; the server log has details")
 
 
 def relative_path(path: str, base: str) -> str | None:

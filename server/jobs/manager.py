@@ -1,10 +1,10 @@
 """Jobs: one movie download from NZB to a playable, then ready, file.
 
-Lifecycle ``queued -> downloading -> preparing -> ready``, or ``error``, or ``deleted``.
-Every change is written to SQLite first, so a restart resumes unfinished jobs where the
-engine's own state file says they were. Each job is one owned task; none is fire and
-forget. ``playable`` turns true as soon as the head and tail of the video are on disk and
-the container is known, long before the download ends.
+The statuses and the changes between them are ``server.jobs.lifecycle``'s. Every change is
+written to SQLite first (through the store's named changes), so a restart resumes unfinished
+jobs where the engine's own state file says they were. Each job is one owned task; none is
+fire and forget. ``playable`` turns true as soon as the head and tail of the video are on
+disk and the container is known, long before the download ends.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from aiohttp import web
 
 from nntp.connection import ServerSpec
 from nntp.download import Download, DownloadError
@@ -26,17 +28,26 @@ from nntp.media import MediaView
 from nntp.nzb import Nzb, NzbError, parse_nzb
 from server.config.settings import Settings
 from server.discovery.service import ReleaseSource, preference_of
-from server.errors import ApiError, Conflict, InvalidInput, NotFound
+from server.errors import (
+    Conflict,
+    IndexerError,
+    InvalidInput,
+    MatineeError,
+    NotFound,
+    StorageError,
+    TmdbError,
+)
+from server.jobs.lifecycle import ACTIVE, FINAL, Failure, MediaKind, Mode, Source, Status
 from server.jobs.media import MediaError, MediaPlan, find_media, prepare_media, static_view
-from server.jobs.servers import spec_from_config
-from server.store.db import Job, Store, new_job_id
+from server.jobs.servers import specs_from_settings
+from server.keys import DISCOVERY, JOBS, SETTINGS, STORE
+from server.store.db import Store
+from server.store.jobs import Job, Media, new_job_id
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "downloading", "preparing")
 MAX_ATTEMPTS = 3  # releases tried in auto mode before a job gives up
 RETENTION_SWEEP = 60.0  # seconds between looks for expired jobs
-TERMINAL = ("ready", "error", "deleted")
 TICK = 1.0  # seconds between progress writes
 NZB_FILE = "job.nzb"
 FILES_DIR = "files"
@@ -52,10 +63,6 @@ class _Live:
     note: str | None = None  # why it cannot play yet, in a person's words
     nzb: Nzb | None = None  # parsed at submit, so the runner need not parse it again
     watchers: set[asyncio.Queue[Job]] = field(default_factory=set)
-
-
-def spec_from_settings(settings: Settings) -> list[ServerSpec]:
-    return [spec_from_config(s) for s in settings.usenet.servers]
 
 
 class JobManager:
@@ -74,7 +81,7 @@ class JobManager:
         self.releases = releases
         self._submit_lock = asyncio.Lock()  # one active job per movie, even under races
         self.settings = settings
-        self.servers = list(servers) if servers is not None else spec_from_settings(settings)
+        self.servers = list(servers) if servers is not None else specs_from_settings(settings)
         self.root = settings.downloads.dir
         self.clock = clock
         self._slots = asyncio.Semaphore(max(1, settings.downloads.max_active))
@@ -85,10 +92,10 @@ class JobManager:
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        for job in await self.store.unfinished_jobs():
+        for job in await self.store.jobs.unfinished():
             log.info("resuming %s (%s)", job.job_id, job.status)
             self._spawn(job.job_id)
-        for job in await self.store.list_jobs("ready"):
+        for job in await self.store.jobs.list(Status.READY):
             view = static_view(job)
             if view is not None:
                 self._live.setdefault(job.job_id, _Live()).view = view
@@ -107,10 +114,10 @@ class JobManager:
     async def reap_expired(self) -> list[str]:
         """Delete jobs whose retention ran out; returns their ids."""
         gone = []
-        for job in await self.store.expired_jobs(self.clock()):
+        for job in await self.store.jobs.expired(self.clock()):
             log.info("retention: deleting %s (%s)", job.job_id, job.release_title)
             await self.delete(job.job_id)
-            await self.store.add_event(job.job_id, "expired", "retention time is over")
+            await self.store.events.add(job.job_id, "expired", "retention time is over")
             gone.append(job.job_id)
         return gone
 
@@ -128,11 +135,11 @@ class JobManager:
         nzb_data: bytes,
         *,
         filename: str | None,
-        source: str,
+        source: Source,
         movie_id: int | None = None,
         release_title: str | None = None,
         release_id: str | None = None,
-        mode: str = "nzb",
+        mode: Mode = Mode.NZB,
     ) -> Job:
         """Validate an NZB and queue a job for it; answers at once, never awaits the work."""
         try:
@@ -144,12 +151,15 @@ class JobManager:
                 "no Usenet server is configured: add [[usenet.servers]] to the configuration"
             )
         if movie_id is not None:
-            active = await self.store.active_job_for_movie(movie_id)
+            active = await self.store.jobs.current_for_movie(movie_id)
             if active is not None and active.status in ACTIVE:
                 raise Conflict(f"movie {movie_id} already has an active job {active.job_id}")
         job_id = new_job_id()
         folder = self.root / job_id
-        await asyncio.to_thread(_write_nzb, folder, nzb_data)
+        try:
+            await asyncio.to_thread(_write_nzb, folder, nzb_data)
+        except OSError as exc:
+            raise StorageError(f"cannot store the NZB in {self.root}: {_os_reason(exc)}") from exc
         job = self._new_job(
             job_id,
             folder,
@@ -161,8 +171,8 @@ class JobManager:
             filename=filename,
             size=int(nzb.bytes / 1.03),
         )
-        job = await self.store.create_job(job)
-        await self.store.add_event(job_id, "queued", f"queued from {source}")
+        job = await self.store.jobs.create(job)
+        await self.store.events.add(job_id, "queued", f"queued from {source}")
         self._live.setdefault(job_id, _Live()).nzb = nzb
         self._spawn(job_id)
         return job
@@ -171,8 +181,9 @@ class JobManager:
         self,
         movie_id: int,
         *,
-        mode: str,
+        mode: Mode,
         release_id: str | None = None,
+        release_title: str | None = None,
         preference: str = "1080p",
     ) -> tuple[Job, bool]:
         """Queue a job that finds its own release; (job, False) when the movie already has
@@ -184,32 +195,37 @@ class JobManager:
                 "no Usenet server is configured: add [[usenet.servers]] to the configuration"
             )
         async with self._submit_lock:
-            active = await self.store.active_job_for_movie(movie_id)
+            active = await self.store.jobs.current_for_movie(movie_id)
             if active is not None:
                 return active, False
             # Releases that already failed for this movie are not tried again ("try another").
             failed = [
                 j.release_id
-                for j in await self.store.list_jobs("error")
-                if j.movie_id == movie_id and j.release_id and mode == "auto"
+                for j in await self.store.jobs.list(Status.ERROR)
+                if j.movie_id == movie_id and j.release_id and mode == Mode.AUTO
             ]
             job_id = new_job_id()
             folder = self.root / job_id
-            await asyncio.to_thread(folder.mkdir, parents=True)
-            job = await self.store.create_job(
+            try:
+                await asyncio.to_thread(folder.mkdir, parents=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create the download folder in {self.root}: {_os_reason(exc)}"
+                ) from exc
+            job = await self.store.jobs.create(
                 self._new_job(
                     job_id,
                     folder,
                     movie_id=movie_id,
                     mode=mode,
-                    source="fetch",
+                    source=Source.FETCH,
                     release_id=release_id,
                     release_title=None,
                     filename=None,
                     size=0,
                 )
             )
-            await self.store.add_event(
+            await self.store.events.add(
                 job_id,
                 "requested",
                 f"{mode} release for movie {movie_id}",
@@ -224,8 +240,8 @@ class JobManager:
         folder: Path,
         *,
         movie_id: int | None,
-        mode: str,
-        source: str,
+        mode: Mode,
+        source: Source,
         release_id: str | None,
         release_title: str | None,
         filename: str | None,
@@ -235,7 +251,7 @@ class JobManager:
         return Job(
             job_id=job_id,
             movie_id=movie_id,
-            status="queued",
+            status=Status.QUEUED,
             progress=0.0,
             playable=False,
             bytes_done=0,
@@ -268,15 +284,15 @@ class JobManager:
             live.task.cancel()
             await asyncio.gather(live.task, return_exceptions=True)
         await asyncio.to_thread(shutil.rmtree, job.dir, True)
-        if job.status != "deleted":
-            job = await self._update(job_id, status="deleted", playable=False, speed_bps=0.0)
-            await self.store.add_event(job_id, "deleted", "cancelled and files deleted")
+        if job.status != Status.DELETED:
+            job = await self.store.jobs.mark_deleted(job_id)
+            await self.store.events.add(job_id, "deleted", "cancelled and files deleted")
         if live is not None:
             self._publish(live, job)
         return job
 
     async def get(self, job_id: str) -> Job:
-        job = await self.store.get_job(job_id)
+        job = await self.store.jobs.get(job_id)
         if job is None:
             raise NotFound(f"no job {job_id}")
         return job
@@ -298,7 +314,7 @@ class JobManager:
         live.watchers.add(queue)
         try:
             yield job
-            while job.status not in TERMINAL:
+            while job.status not in FINAL:
                 job = await queue.get()
                 while not queue.empty():  # a slow reader gets the newest state, not a backlog
                     job = queue.get_nowait()
@@ -311,9 +327,9 @@ class JobManager:
         live = self._live.setdefault(job_id, _Live())
         live.task = asyncio.create_task(self._run(job_id), name=f"job {job_id}")
 
-    async def _update(self, job_id: str, **changes: object) -> Job:
-        job = await self.store.update_job(job_id, **changes)
-        live = self._live.get(job_id)
+    def _changed(self, job: Job) -> Job:
+        """Tell the job's watchers about a change the store made; returns the job."""
+        live = self._live.get(job.job_id)
         if live is not None:
             self._publish(live, job)
         return job
@@ -332,15 +348,23 @@ class JobManager:
                     pass  # auto mode moved on to another release
         except asyncio.CancelledError:
             raise
-        except ApiError as exc:  # TMDB or an indexer, while choosing a release
-            await self._fail(job_id, exc.message)
+        except TmdbError as exc:  # while choosing a release
+            await self._fail(job_id, exc.message, Failure.TMDB)
+        except IndexerError as exc:
+            await self._fail(job_id, exc.message, Failure.INDEXER)
+        except MatineeError as exc:
+            await self._fail(job_id, exc.message, Failure.INTERNAL)
         except (NntpError, DownloadError) as exc:
-            await self._fail(job_id, f"Usenet download failed: {exc}")
+            await self._fail(job_id, f"Usenet download failed: {exc}", Failure.USENET)
         except OSError as exc:
-            await self._fail(job_id, f"cannot write the download: {exc.strerror or exc}")
-        except Exception as exc:
+            await self._fail(
+                job_id, f"cannot write the download: {_os_reason(exc)}", Failure.STORAGE
+            )
+        except Exception:
             log.exception("job %s failed", job_id)
-            await self._fail(job_id, f"internal error: {exc}")
+            await self._fail(
+                job_id, "internal error; the server log has the details", Failure.INTERNAL
+            )
         finally:
             live.download = None
 
@@ -348,50 +372,56 @@ class JobManager:
         """One release, from NZB to ready. False when auto mode should try another."""
         job = await self.get(job_id)
         folder = Path(job.dir)
-        if job.status == "queued" and not (folder / NZB_FILE).exists():
+        if job.status == Status.QUEUED and not (folder / NZB_FILE).exists():
             job = await self._choose_release(job)
-            if job.status == "error":
+            if job.status == Status.ERROR:
                 return True
         nzb, live.nzb = live.nzb, None
         try:
             if nzb is None:
                 nzb = await asyncio.to_thread(_read_nzb, folder, job.nzb_name)
         except NzbError as exc:
-            return await self._give_up_release(job, live, f"the indexer's NZB is not usable: {exc}")
-        if job.status == "queued":
-            job = await self._update(job_id, status="downloading")
-            await self.store.add_event(job_id, "downloading", "download started")
-        if job.status == "downloading":
+            return await self._give_up_release(
+                job, live, f"the indexer's NZB is not usable: {exc}", Failure.INDEXER
+            )
+        if job.status == Status.QUEUED:
+            job = self._changed(await self.store.jobs.start_download(job_id))
+            await self.store.events.add(job_id, "downloading", "download started")
+        if job.status == Status.DOWNLOADING:
             outcome = await self._download(job, nzb, folder / FILES_DIR, live)
             if not outcome.complete:
-                return await self._give_up_release(job, live, _explain(outcome))
-            job = await self._update(job_id, status="preparing", speed_bps=0.0, eta_seconds=0.0)
-            await self.store.add_event(
+                return await self._give_up_release(job, live, _explain(outcome), Failure.USENET)
+            job = self._changed(await self.store.jobs.start_preparing(job_id))
+            await self.store.events.add(
                 job_id,
                 "preparing",
                 "repaired with PAR2" if outcome.repaired else "download complete",
             )
-        if job.status == "preparing":
+        if job.status == Status.PREPARING:
             await self._prepare(job, folder / FILES_DIR, live, nzb.password)
         return True
 
     async def _choose_release(self, job: Job) -> Job:
         """Search, rank and fetch the NZB of the release this job should download."""
         if self.releases is None or job.movie_id is None:
-            await self._fail(job.job_id, "this job has no NZB and no way to find one")
+            await self._fail(
+                job.job_id, "this job has no NZB and no way to find one", Failure.RELEASE
+            )
             return await self.get(job.job_id)
-        events = await self.store.list_events(job.job_id)
+        events = await self.store.events.list(job.job_id)
         requested = next((e.data for e in events if e.kind == "requested"), {})
         tried = {e.data.get("release_id") for e in events if e.kind == "release"}
         tried.update(requested.get("skip") or ())
         found = await self.releases.releases(
             job.movie_id, preference_of(requested.get("preference"))
         )
-        if job.mode == "manual":
+        if job.mode == Mode.MANUAL:
             choice = next((r for r in found.releases if r.release_id == job.release_id), None)
             if choice is None:
                 await self._fail(
-                    job.job_id, "the chosen release is no longer offered by the indexers"
+                    job.job_id,
+                    "the chosen release is no longer offered by the indexers",
+                    Failure.RELEASE,
                 )
                 return await self.get(job.job_id)
         else:
@@ -406,38 +436,41 @@ class JobManager:
                     why = "no more releases to try" if tried else "no suitable release was found"
                 if found.errors:
                     why += " (" + "; ".join(f"{k}: {v}" for k, v in found.errors.items()) + ")"
-                await self._fail(job.job_id, why)
+                await self._fail(job.job_id, why, Failure.RELEASE)
                 return await self.get(job.job_id)
             choice = fresh[0]
         data, filename = await self.releases.nzb(choice)
         await asyncio.to_thread((Path(job.dir) / NZB_FILE).write_bytes, data)
         reason = choice.reasons[0] if choice.reasons else f"score {choice.score}"
-        await self.store.add_event(
+        await self.store.events.add(
             job.job_id,
             "release",
             f"chose {choice.title} from {choice.indexer} ({reason})",
             {"release_id": choice.release_id, "score": choice.score},
         )
-        return await self._update(
-            job.job_id,
-            release_id=choice.release_id,
-            release_title=choice.title,
-            nzb_name=filename,
-            bytes_total=choice.size or 0,
+        return self._changed(
+            await self.store.jobs.choose_release(
+                job.job_id,
+                release_id=choice.release_id,
+                title=choice.title,
+                nzb_name=filename,
+                size=choice.size or 0,
+            )
         )
 
-    async def _give_up_release(self, job: Job, live: _Live, problem: str) -> bool:
-        """A release that cannot complete: in auto mode, clean up and try the next one."""
+    async def _give_up_release(self, job: Job, live: _Live, problem: str, failure: Failure) -> bool:
+        """A release that cannot complete: in auto mode, clean up and try the next one
+        (the lifecycle's retry edge, straight back to queued: never through error)."""
         retry = (
-            job.mode == "auto"
+            job.mode == Mode.AUTO
             and job.attempt < MAX_ATTEMPTS
             and self.releases is not None
             and job.movie_id is not None
         )
         if not retry:
-            await self._fail(job.job_id, problem)
+            await self._fail(job.job_id, problem, failure)
             return True
-        await self.store.add_event(
+        await self.store.events.add(
             job.job_id,
             "retry",
             f"{job.release_title or 'the release'} failed: {problem}; trying the next-best release",
@@ -448,22 +481,7 @@ class JobManager:
         folder = Path(job.dir)
         await asyncio.to_thread(shutil.rmtree, folder / FILES_DIR, True)
         await asyncio.to_thread((folder / NZB_FILE).unlink, True)
-        await self._update(job.job_id, status="error", error_message=problem)
-        await self._update(
-            job.job_id,
-            status="queued",
-            error_message=None,
-            attempt=job.attempt + 1,
-            playable=False,
-            progress=0.0,
-            bytes_done=0,
-            speed_bps=0.0,
-            eta_seconds=None,
-            media_name=None,
-            media_kind=None,
-            content_type=None,
-            media_size=None,
-        )
+        self._changed(await self.store.jobs.retry(job.job_id))
         return False
 
     async def _download(self, job: Job, nzb: Nzb, files_dir: Path, live: _Live) -> FetchOutcome:
@@ -488,68 +506,61 @@ class JobManager:
         except Exception as exc:  # the download goes on; playback waits for "ready"
             log.warning("job %s: cannot play while downloading: %s", job_id, exc, exc_info=True)
             live.note = f"it plays once downloaded ({exc})"
-            await self.store.add_event(job_id, "not_streamable", live.note)
+            await self.store.events.add(job_id, "not_streamable", live.note)
             return
         if plan.view is None:
             live.note = plan.reason
-            await self.store.add_event(job_id, "not_streamable", plan.reason)
+            await self.store.events.add(job_id, "not_streamable", plan.reason)
             return
         live.view = plan.view
-        await self._update(
-            job_id,
-            playable=True,
-            media_name=plan.view.name,
-            media_kind=plan.kind,
-            content_type=plan.view.content_type,
-            media_size=plan.view.size,
-        )
-        await self.store.add_event(job_id, "playable", plan.reason)
+        assert plan.kind is not None  # a view comes with its kind
+        media = Media(plan.view.name, plan.kind, plan.view.content_type, plan.view.size)
+        self._changed(await self.store.jobs.mark_playable(job_id, media))
+        await self.store.events.add(job_id, "playable", plan.reason)
 
     async def _tick(self, job_id: str, dl: Download) -> None:
         while True:
             await asyncio.sleep(TICK)
             rate = dl.rate()
             p = dl.progress
-            total = max(p.bytes_total, 1)
             left = max(0, p.bytes_total - p.bytes_done)
-            await self._update(
+            job = await self.store.jobs.record_progress(
                 job_id,
                 bytes_done=p.bytes_done,
                 bytes_total=p.bytes_total,
-                progress=round(min(100.0, 100.0 * p.bytes_done / total), 1),
                 speed_bps=round(rate),
                 eta_seconds=round(left / rate, 1) if rate > 0 else None,
             )
+            self._changed(job)
 
     async def _prepare(self, job: Job, files_dir: Path, live: _Live, password: str | None) -> None:
         """One playable file in the job's folder; then ready, with its retention timer."""
         try:
             result = await prepare_media(files_dir, job, password=password)
         except MediaError as exc:
-            await self._fail(job.job_id, str(exc))
+            await self._fail(job.job_id, str(exc), Failure.MEDIA)
             return
         live.view = result.view
         now = self.clock()
-        await self._update(
-            job.job_id,
-            status="ready",
-            playable=True,
-            progress=100.0,
-            bytes_done=max(job.bytes_done, job.bytes_total),
-            media_name=result.view.name,
-            media_kind="file",
-            content_type=result.view.content_type,
-            media_size=result.view.size,
-            ready_at=now,
-            expires_at=now + self.settings.retention.ready_hours * 3600,
+        view = result.view
+        media = Media(view.name, MediaKind.FILE, view.content_type, view.size)
+        expires = now + self.settings.retention.ready_hours * 3600
+        self._changed(
+            await self.store.jobs.mark_ready(job.job_id, media, ready_at=now, expires_at=expires)
         )
-        await self.store.add_event(job.job_id, "ready", result.reason)
+        await self.store.events.add(job.job_id, "ready", result.reason)
 
-    async def _fail(self, job_id: str, message: str) -> None:
+    async def _fail(self, job_id: str, message: str, failure: Failure) -> None:
         log.warning("job %s: %s", job_id, message)
-        with contextlib.suppress(Exception):
-            await self._update(job_id, status="error", error_message=message, speed_bps=0.0)
-            await self.store.add_event(job_id, "error", message)
+        try:
+            self._changed(await self.store.jobs.fail(job_id, message, failure))
+            await self.store.events.add(job_id, "error", message, {"failure": failure.value})
+        except Exception:  # the store is closing or broken: the log line above is all we can do
+            log.exception("job %s: cannot record the failure", job_id)
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def _write_nzb(folder: Path, data: bytes) -> None:
@@ -573,3 +584,18 @@ def _explain(outcome: FetchOutcome) -> str:
     problem = outcome.problem or "the download is incomplete"
     errors = "; ".join(f"{k}: {v}" for k, v in outcome.result.server_errors.items())
     return f"{problem}. {errors}".strip() if errors else problem
+
+
+async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    manager = JobManager(app[STORE], app[SETTINGS], releases=app[DISCOVERY])
+    app[JOBS] = manager
+    await manager.start()
+    try:
+        yield
+    finally:
+        await manager.close()
+
+
+def setup(app: web.Application) -> None:
+    """The job runners; after the store and discovery, which they use."""
+    app.cleanup_ctx.append(_jobs_ctx)

@@ -27,7 +27,8 @@ from nntp.media import (
 from nntp.names import safe_filename
 from nntp.pick import classify, resolve_layout
 from nntp.rar import RarEntry, RarError, VolumeScanner, assemble, volume_order
-from server.store.db import Job
+from server.jobs.lifecycle import MediaKind
+from server.store.jobs import Job
 from transcode.process import ProcessError, run
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ EXTRACT_TIMEOUT = 6 * 3600.0
 @dataclass(frozen=True)
 class MediaPlan:
     view: MediaView | None
-    kind: str | None  # "file" or "rar" while downloading
+    kind: MediaKind | None
     reason: str
 
 
@@ -135,7 +136,7 @@ async def find_media(dl: Download, job_id: str) -> MediaPlan:
         index = layout.main[0]
         view: MediaView = await open_file_view(dl, index, etag_seed=job_id, name=layout.name)
         await _wait_ends(dl, [index], view.size)
-        return MediaPlan(view, "file", f"{view.name} plays while it downloads")
+        return MediaPlan(view, MediaKind.FILE, f"{view.name} plays while it downloads")
     if layout.kind == "rar":
         opened = await open_rar_view(dl, layout.main, etag_seed=job_id)
         if isinstance(opened, RarNotStreamable):
@@ -146,7 +147,7 @@ async def find_media(dl: Download, job_id: str) -> MediaPlan:
             )
         await _wait_rar_ends(dl, opened)
         return MediaPlan(
-            opened, "rar", f"{opened.name} plays from the RAR volumes while they download"
+            opened, MediaKind.RAR, f"{opened.name} plays from the RAR volumes while they download"
         )
     return MediaPlan(None, None, "no video file was found in this post")
 

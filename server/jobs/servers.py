@@ -1,9 +1,12 @@
-"""The configured Usenet servers, as the engine's ServerSpec."""
+"""The configured Usenet servers: as the engine's ServerSpec, and probed for the Status page."""
 
 from __future__ import annotations
 
-from nntp.connection import ServerSpec
-from server.config.settings import UsenetServerConfig
+import dataclasses
+
+from nntp.connection import NntpConnection, ServerSpec
+from nntp.errors import NntpError
+from server.config.settings import Settings, UsenetServerConfig
 
 
 def spec_from_config(cfg: UsenetServerConfig, *, connections: int | None = None) -> ServerSpec:
@@ -19,3 +22,21 @@ def spec_from_config(cfg: UsenetServerConfig, *, connections: int | None = None)
         pipelining=cfg.pipelining,
         timeout=cfg.timeout,
     )
+
+
+def specs_from_settings(settings: Settings) -> list[ServerSpec]:
+    return [spec_from_config(s) for s in settings.usenet.servers]
+
+
+async def probe_usenet(spec: ServerSpec, limit: float) -> NntpError | None:
+    """Connect, read the greeting, log in when configured, and say goodbye, each step within
+    ``limit`` seconds; the error a server answered with, or None when it accepted."""
+    conn = NntpConnection(dataclasses.replace(spec, timeout=min(spec.timeout, limit)))
+    try:
+        await conn.connect()
+        await conn.quit()
+    except NntpError as exc:
+        return exc
+    finally:
+        conn.close()
+    return None

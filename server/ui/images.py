@@ -23,7 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.discovery.tmdb import check_image
+from server.discovery.tmdb_shapes import check_image
 from server.keys import DISCOVERY, IMAGES, SETTINGS
 
 MAX_CACHE_BYTES = 500 * 1024 * 1024
@@ -199,7 +199,7 @@ def image_url(app: web.Application, size: str, path: str | None) -> str | None:
     return str(resource.url_for(size=size, file=path.lstrip("/")))
 
 
-def setup_images(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
     """The route ``{base}img/{size}/{file}`` and its cache (opened lazily, no I/O here)."""
     settings = app[SETTINGS]
     app[IMAGES] = ImageCache(settings.server.data_dir / "images")

@@ -7,81 +7,50 @@ A failure of TMDB or an indexer is shown on the page in words; only a page that 
 at all (an unknown movie or job) becomes an error page.
 
 Routes, all under ``[server] base_path`` and all needing a session: "" (home), search,
-movie/{id}, job/{job_id}, play/{job_id}, downloads, status, favicon.ico.
+movie/{id}, job/{job_id}, play/{job_id}, downloads, favicon.ico (and status, in
+``server.ui.status``). An error that escapes a handler becomes an error page through the
+main app's error middleware (``server.ui.errors``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
-import math
+import json
 import os
-import shutil
-import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from nntp.connection import NntpConnection, ServerSpec
-from nntp.errors import AuthError, NntpError, TemporaryError
 from server.api.discovery import latest_job_for_movie
-from server.api.jobs import job_json
-from server.discovery.releases.ranking import format_size
-from server.discovery.tmdb import parse_movie_id, parse_page
-from server.errors import ApiError, InvalidInput
-from server.jobs.manager import ACTIVE
+from server.api.shapes import job_json
+from server.discovery.tmdb_shapes import parse_movie_id, parse_page
+from server.errors import InvalidInput, MatineeError
+from server.jobs import lifecycle
+from server.jobs.lifecycle import ACTIVE, Status, can_play, label
 from server.keys import DEMO, DISCOVERY, JOBS, SETTINGS, STORE
-from server.store.db import Job
+from server.store.jobs import Job
+from server.ui.filters import clock, eta, relative, size, speed
 from server.ui.images import image_url
 from server.ui.templates import STATIC_DIR, render
 
 T = TypeVar("T")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: The vendored hls.js (web/static/VENDORED.md): loaded by the player only for HLS streams.
 HLS_JS = "hls-1.7.4.min.js"
 FAVICON = STATIC_DIR / "favicon.svg"
-#: How long the Status page waits for each service.
-CHECK_TIMEOUT = 8.0
-#: Below this much free space the Status page warns.
-LOW_DISK = 10 * 1000**3
 CONTINUE_LIMIT = 12
-STAGES = {
-    "queued": "Waiting to start",
-    "downloading": "Downloading",
-    "preparing": "Preparing the file",
-    "ready": "Ready",
-    "error": "Failed",
-    "deleted": "Deleted",
-}
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def page(handler: Handler) -> Handler:
-    """An API error that escapes a page handler becomes an error page, not JSON."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            context = {"status": exc.status, "message": exc.message}
-            return render(request, "error.html", context, status=exc.status)
-
-    return wrapped
 
 
 async def attempt(work: Awaitable[T]) -> tuple[T | None, str | None]:
     """(result, None), or (None, the error in words) when a service failed."""
     try:
         return await work, None
-    except ApiError as exc:
+    except MatineeError as exc:
         return None, exc.message
 
 
@@ -100,10 +69,12 @@ def card(app: web.Application, movie: Mapping[str, Any], size: str = "w342") -> 
 def job_view(job: Job, title: str | None = None) -> dict[str, Any]:
     """The API's Job plus what a person reads."""
     data = job_json(job)
-    data["stage"] = STAGES.get(job.status, job.status)
+    data["stage"] = label(job.status, job.attempt)
     data["title"] = title or job.release_title or "Finding a release…"
     data["active"] = job.status in ACTIVE
-    data["can_play"] = job.playable and job.status not in ("error", "deleted")
+    data["can_play"] = can_play(job.status, job.playable)
+    data["failed"] = job.status == Status.ERROR
+    data["over"] = job.status in (Status.ERROR, Status.DELETED)  # it will never play
     data["expires_at_ts"] = job.expires_at
     return data
 
@@ -119,15 +90,14 @@ async def movie_titles(request: web.Request, ids: Iterable[int | None]) -> dict[
 # --------------------------------------------------------------------------- pages
 
 
-@page
 async def home(request: web.Request) -> web.StreamResponse:
     app, store = request.app, request.config_dict[STORE]
     tmdb = request.config_dict[DISCOVERY].tmdb
-    jobs = {j.job_id: j for j in await store.list_jobs()}
+    jobs = {j.job_id: j for j in await store.jobs.list()}
     positions = [
         p
-        for p in await store.recent_positions(CONTINUE_LIMIT * 2)
-        if p.job_id in jobs and jobs[p.job_id].playable and jobs[p.job_id].status != "error"
+        for p in await store.positions.recent(CONTINUE_LIMIT * 2)
+        if p.job_id in jobs and jobs[p.job_id].playable and jobs[p.job_id].status != Status.ERROR
     ][:CONTINUE_LIMIT]
     active = [j for j in jobs.values() if j.status in ACTIVE]
     (popular, popular_error), (top, top_error), movies = await asyncio.gather(
@@ -160,7 +130,6 @@ async def home(request: web.Request) -> web.StreamResponse:
     return render(request, "home.html", context)
 
 
-@page
 async def search(request: web.Request) -> web.StreamResponse:
     query = request.query.get("q", "").strip()
     try:
@@ -185,7 +154,6 @@ async def search(request: web.Request) -> web.StreamResponse:
     return render(request, "search.html", context)
 
 
-@page
 async def movie(request: web.Request) -> web.StreamResponse:
     movie_id = parse_movie_id(request.match_info["id"])
     app, tmdb = request.app, request.config_dict[DISCOVERY].tmdb
@@ -233,7 +201,6 @@ async def _job_and_title(request: web.Request) -> tuple[Job, str | None, int | N
     return job, title, job.movie_id
 
 
-@page
 async def job_page(request: web.Request) -> web.StreamResponse:
     job, title, movie_id = await _job_and_title(request)
     note = request.config_dict[JOBS].note(job.job_id) if job.status in ACTIVE else None
@@ -241,16 +208,14 @@ async def job_page(request: web.Request) -> web.StreamResponse:
     return render(request, "job.html", context)
 
 
-@page
 async def play(request: web.Request) -> web.StreamResponse:
     job, title, _ = await _job_and_title(request)
     context = {"job": job_view(job, title), "hls_js": HLS_JS}
     return render(request, "play.html", context)
 
 
-@page
 async def downloads(request: web.Request) -> web.StreamResponse:
-    jobs = [j for j in await request.config_dict[STORE].list_jobs() if j.status != "deleted"]
+    jobs = [j for j in await request.config_dict[STORE].jobs.list() if j.status != Status.DELETED]
     titles = await movie_titles(request, [j.movie_id for j in jobs])
     views = [job_view(j, titles.get(j.movie_id or 0, {}).get("title")) for j in jobs]
     return render(request, "downloads.html", {"jobs": views})
@@ -261,293 +226,6 @@ async def favicon(request: web.Request) -> web.StreamResponse:
         FAVICON,
         headers={"Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"},
     )
-
-
-# --------------------------------------------------------------------------- status
-
-
-def check(
-    name: str, state: str, summary: str, fix: str | None = None, details: Iterable[str] = ()
-) -> dict[str, Any]:
-    """One line of the Status page; state is "ok", "warn", "error" or "off"."""
-    return {"name": name, "state": state, "summary": summary, "fix": fix, "details": list(details)}
-
-
-async def check_tmdb(request: web.Request) -> dict[str, Any]:
-    tmdb = request.config_dict[DISCOVERY].tmdb
-    if not tmdb.configured:
-        return check(
-            "TMDB",
-            "error",
-            "Not configured: Matinee cannot list or search movies.",
-            "Set [tmdb] token (a v4 read access token from themoviedb.org → Settings → API) in "
-            "the config file, or the MATINEE_TMDB_TOKEN environment variable, then restart.",
-        )
-    try:
-        async with asyncio.timeout(CHECK_TIMEOUT):
-            await tmdb.popular()
-    except TimeoutError:
-        return check(
-            "TMDB",
-            "error",
-            f"Did not answer within {CHECK_TIMEOUT:g} s.",
-            "Check that this machine can reach api.themoviedb.org ([tmdb] base_url).",
-        )
-    except ApiError as exc:
-        return check("TMDB", "error", exc.message, "Fix the setting the message names.")
-    return check("TMDB", "ok", "Configured and answering (lists are cached for an hour).")
-
-
-async def check_indexers(request: web.Request) -> list[dict[str, Any]]:
-    indexers = request.config_dict[DISCOVERY].indexers
-    names = indexers.enabled
-    if not request.config_dict[SETTINGS].indexers:
-        return [
-            check(
-                "Indexers",
-                "error",
-                "No indexer is configured: Matinee cannot find releases.",
-                "Add an [[indexers]] section with name, url and api_key (NZBGeek by default), "
-                "then restart.",
-            )
-        ]
-    # Caps are cheap, kept for a day, and tell whether the indexer answers at all.
-    slow: set[str] = set()
-
-    async def caps(name: str) -> None:
-        try:
-            async with asyncio.timeout(CHECK_TIMEOUT):
-                await indexers.caps(name)
-        except TimeoutError:
-            slow.add(name)
-
-    await asyncio.gather(*(caps(name) for name in names))
-    now = time.time()
-    lines = []
-    for status in indexers.status():
-        last = relative(status.last_ok, now) or "never"
-        details = [f"Host: {status.host}", f"Last answer: {last}"]
-        if status.apilimits is not None:
-            limits = status.apilimits
-            if limits.api_max is not None:
-                details.append(f"API calls today: {limits.api_current or 0} of {limits.api_max}")
-            if limits.grab_max is not None:
-                details.append(f"Downloads today: {limits.grab_current or 0} of {limits.grab_max}")
-        if status.imdb_search is not None:
-            details.append(
-                "Searches by IMDb id" if status.imdb_search else "Searches by title (no IMDb id)"
-            )
-        name = f"Indexer {status.name}"
-        if not status.enabled:
-            lines.append(check(name, "off", "Disabled in the configuration.", None, details))
-        elif status.name in slow:
-            lines.append(
-                check(
-                    name,
-                    "error",
-                    f"Did not answer within {CHECK_TIMEOUT:g} s.",
-                    f"Check the url of {status.name!r} under [[indexers]], and that this "
-                    "machine can reach it.",
-                    details,
-                )
-            )
-        elif status.resting_until is not None:
-            until = time.strftime("%H:%M", time.localtime(status.resting_until))
-            why = status.last_error or f"resting until {until}"
-            if "API key" in why:  # resting because the key was refused: a setting to fix
-                fix = (
-                    f"Check the api_key of {status.name!r} under [[indexers]], then restart "
-                    f"Matinee (otherwise it asks again at {until})."
-                )
-                lines.append(check(name, "error", why, fix, details))
-            else:
-                fix = (
-                    f"Nothing to fix: Matinee asks again at {until}. A bigger plan at the "
-                    "indexer raises its daily limits."
-                )
-                lines.append(check(name, "warn", why, fix, details))
-        elif status.last_error is not None and (
-            status.last_ok is None or (status.last_error_at or 0) > status.last_ok
-        ):
-            lines.append(
-                check(
-                    name,
-                    "error",
-                    status.last_error,
-                    f"Check url and api_key of {status.name!r} under [[indexers]].",
-                    details,
-                )
-            )
-        else:
-            lines.append(check(name, "ok", "Configured and answering.", None, details))
-    return lines
-
-
-async def probe_usenet(spec: ServerSpec) -> None:
-    """Connect, read the greeting, log in when configured, and say goodbye."""
-    conn = NntpConnection(dataclasses.replace(spec, timeout=min(spec.timeout, CHECK_TIMEOUT)))
-    try:
-        await conn.connect()
-        await conn.quit()
-    finally:
-        conn.close()
-
-
-async def check_usenet(request: web.Request) -> list[dict[str, Any]]:
-    manager = request.config_dict[JOBS]
-    servers = manager.servers
-    if not servers:
-        return [
-            check(
-                "Usenet",
-                "error",
-                "No Usenet server is configured: Matinee cannot download anything.",
-                "Add a [[usenet.servers]] section with your provider's host, port, tls, "
-                "username and password, then restart.",
-            )
-        ]
-    outcomes = await asyncio.gather(*(attempt_nntp(probe_usenet(s)) for s in servers))
-    busy = any(j.status == "downloading" for j in await request.config_dict[STORE].list_jobs())
-    lines = []
-    for spec, error in zip(servers, outcomes, strict=True):
-        name = f"Usenet {spec.name or spec.host}"
-        details = [
-            f"Host: {spec.address}",
-            "TLS" if spec.tls else "No TLS (plain text)",
-            f"Connections: {spec.connections}",
-            f"Priority: {spec.priority}",
-        ]
-        if error is None:
-            login = " and accepted the login" if spec.username else ""
-            lines.append(check(name, "ok", f"Answered{login}.", None, details))
-        elif isinstance(error, AuthError):
-            fix = (
-                f"Check username and password of {spec.name!r} under [[usenet.servers]]."
-                if spec.username
-                else f"This server wants a login: add username and password to {spec.name!r}."
-            )
-            lines.append(check(name, "error", str(error), fix, details))
-        elif isinstance(error, TemporaryError) and busy:
-            lines.append(
-                check(
-                    name,
-                    "warn",
-                    str(error),
-                    "Downloads are running and may hold every connection the plan allows.",
-                    details,
-                )
-            )
-        else:
-            lines.append(
-                check(
-                    name,
-                    "error",
-                    str(error),
-                    f"Check host, port and tls of {spec.name!r} under [[usenet.servers]], and "
-                    "that this machine can reach it.",
-                    details,
-                )
-            )
-    return lines
-
-
-async def attempt_nntp(work: Coroutine[Any, Any, None]) -> NntpError | None:
-    try:
-        await work
-    except NntpError as exc:
-        return exc
-    return None
-
-
-def _disk(path: Path) -> tuple[Path, int, int]:
-    """(the folder measured, free bytes, total bytes): the nearest existing folder."""
-    where = path
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    usage = shutil.disk_usage(where)
-    return where, usage.free, usage.total
-
-
-async def check_disk(request: web.Request) -> dict[str, Any]:
-    folder = request.config_dict[SETTINGS].downloads.dir
-    try:
-        where, free_bytes, total_bytes = await asyncio.to_thread(_disk, folder)
-    except OSError as exc:
-        return check(
-            "Disk", "error", f"Cannot read {folder}: {exc.strerror}", "Check [downloads] dir."
-        )
-    free = f"{format_size(free_bytes)} free of {format_size(total_bytes)}"
-    details = [f"Downloads go to {folder}"]
-    if where != folder:
-        details.append("The folder does not exist yet; it is made when needed.")
-    if free_bytes < LOW_DISK:
-        return check(
-            "Disk",
-            "warn",
-            f"Only {free}.",
-            "A film needs up to tens of GB: free some space, or point [downloads] dir at a "
-            "bigger disk.",
-            details,
-        )
-    return check("Disk", "ok", f"{free}.", None, details)
-
-
-@page
-async def status(request: web.Request) -> web.StreamResponse:
-    tmdb, indexers, usenet, disk = await asyncio.gather(
-        check_tmdb(request), check_indexers(request), check_usenet(request), check_disk(request)
-    )
-    checks = [tmdb, *indexers, *usenet, disk]
-    problems = sum(c["state"] in ("error", "warn") for c in checks)
-    return render(request, "status.html", {"checks": checks, "problems": problems})
-
-
-# --------------------------------------------------------------------------- filters
-
-
-def relative(ts: float | None, now: float | None = None) -> str:
-    """ "in 3 h", "5 min ago"; "" for None."""
-    if ts is None:
-        return ""
-    delta = ts - (time.time() if now is None else now)
-    span = abs(delta)
-    if span < 60:
-        text = "less than a minute"
-    elif span < 3600:
-        text = f"{round(span / 60)} min"
-    elif span < 48 * 3600:
-        text = f"{round(span / 3600)} h"
-    else:
-        text = f"{round(span / 86400)} days"
-    return f"in {text}" if delta > 0 else f"{text} ago"
-
-
-def clock(seconds: float | None) -> str:
-    """1:02:03 or 4:05."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return ""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def size(value: int | None) -> str:
-    return format_size(value) if value else "—"
-
-
-def speed(bps: float | None) -> str:
-    return f"{format_size(int(bps))}/s" if bps else "—"
-
-
-def eta(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
-        return "—"
-    if seconds < 60:
-        return "less than a minute left"
-    if seconds < 3600:
-        return f"{math.ceil(seconds / 60)} min left"
-    return f"{seconds / 3600:.1f} h left"
 
 
 # --------------------------------------------------------------------------- setup
@@ -564,9 +242,10 @@ def _import_map(app: web.Application) -> dict[str, dict[str, str]]:
     return {"imports": imports}
 
 
-def setup_pages(app: web.Application, environ: Mapping[str, str] = os.environ) -> None:
+def setup(app: web.Application, environ: Mapping[str, str] = os.environ) -> None:
     """The page routes, and what every template may use: ``demo`` (MATINEE_DEMO=1, read here,
-    once), ``importmap``, and the formatting filters. Call after setup_templates."""
+    once), ``importmap``, ``lifecycle_json`` and the formatting filters. After the
+    templates' setup."""
     base = app[SETTINGS].server.base_path
     app[DEMO] = environ.get("MATINEE_DEMO", "").strip() == "1"
     env = aiohttp_jinja2.get_env(app)
@@ -574,6 +253,8 @@ def setup_pages(app: web.Application, environ: Mapping[str, str] = os.environ) -
     env.filters.update(
         {"relative": relative, "clock": clock, "size": size, "speed": speed, "eta": eta}
     )
+    # The job lifecycle for the page's JavaScript (format.js reads it): one table, not a copy.
+    env.globals["lifecycle_json"] = json.dumps(lifecycle.as_json(), separators=(",", ":"))
     router = app.router
     router.add_get(base, home, name="home")
     router.add_get(f"{base}search", search, name="search")
@@ -581,6 +262,5 @@ def setup_pages(app: web.Application, environ: Mapping[str, str] = os.environ) -
     router.add_get(f"{base}job/{{job_id}}", job_page, name="job")
     router.add_get(f"{base}play/{{job_id}}", play, name="play")
     router.add_get(f"{base}downloads", downloads, name="downloads")
-    router.add_get(f"{base}status", status, name="status")
     router.add_get(f"{base}favicon.ico", favicon, name="favicon")
     env.globals["importmap"] = _import_map(app)

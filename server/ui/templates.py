@@ -51,7 +51,7 @@ def _url(app: web.Application) -> Any:
     return url
 
 
-def setup_templates(app: web.Application) -> jinja2.Environment:
+def setup(app: web.Application) -> jinja2.Environment:
     """Jinja (autoescaped, strict about undefined names) and ``{base}static/``."""
     base = app[SETTINGS].server.base_path
     app.router.add_static(f"{base}static", STATIC_DIR, append_version=True, name="static")

@@ -41,8 +41,9 @@ from typing import Any
 from aiohttp import web
 
 from server.app import create_app
-from server.config.settings import Settings, parse_config
-from server.http.sessions import hash_password
+from server.config.load import parse_config
+from server.config.settings import Settings
+from server.http.passwords import hash_password
 from tests.support.fake_newznab import FakeNewznab, FakeRelease
 from tests.support.fake_nntp import FakeNntpServer
 from tests.support.fake_tmdb import TOKEN, FakeMovie, FakeTmdb

@@ -3,7 +3,7 @@
 
 import { api, page } from "./api.js";
 import { h, say, field } from "./dom.js";
-import { ACTIVE, STAGES, canPlay, percent, relative, size, speed } from "./format.js";
+import { ACTIVE, STATUS, canPlay, percent, relative, size, speed, stage } from "./format.js";
 import { pollJobs } from "./jobs.js";
 
 const table = document.getElementById("jobs");
@@ -26,7 +26,7 @@ function update(row, job) {
   row.dataset.status = job.status;
   const bar = row.querySelector("progress");
   if (bar) bar.value = job.progress;
-  field(row, "stage", STAGES[job.status] || job.status);
+  field(row, "stage", stage(job));
   field(row, "percent", percent(job.progress));
   field(row, "size", size(job.bytes_total));
   field(row, "speed", ACTIVE.has(job.status) ? speed(job.speed_bps) : "—");
@@ -90,7 +90,7 @@ if (table) {
       const known = new Map([...body.rows].map((row) => [row.dataset.jobId, row]));
       for (const job of jobs) {
         let row = known.get(job.job_id);
-        if (job.status === "deleted") {
+        if (job.status === STATUS.DELETED) {
           if (row) row.remove();
           continue;
         }

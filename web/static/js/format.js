@@ -1,20 +1,26 @@
-// Numbers as a person reads them; the same wording as the server-rendered pages.
+// Numbers and job statuses as a person reads them; the same wording as the server's pages.
 
-export const STAGES = {
-  queued: "Waiting to start",
-  downloading: "Downloading",
-  preparing: "Preparing the file",
-  ready: "Ready",
-  error: "Failed",
-  deleted: "Deleted",
-};
+// The job lifecycle comes from the server (server/jobs/lifecycle.py), rendered into every
+// page as JSON by base.html: one table, not a copy of it.
+const LIFECYCLE = JSON.parse(document.getElementById("matinee-lifecycle")?.textContent || "{}");
 
-export const ACTIVE = new Set(["queued", "downloading", "preparing"]);
-export const FINAL = new Set(["ready", "error", "deleted"]);
+/** The statuses by name: STATUS.ERROR === "error", and so on. */
+export const STATUS = Object.freeze(
+  Object.fromEntries((LIFECYCLE.statuses || []).map((s) => [s.toUpperCase(), s])),
+);
+export const ACTIVE = new Set(LIFECYCLE.active || []);
+export const FINAL = new Set(LIFECYCLE.final || []);
+const UNPLAYABLE = new Set(LIFECYCLE.unplayable || []);
+
+/** What a person reads for a job's status ("Trying another release" for a retry). */
+export function stage(job) {
+  if (job.status === STATUS.QUEUED && job.attempt > 1) return LIFECYCLE.retry_label;
+  return (LIFECYCLE.labels || {})[job.status] || job.status;
+}
 
 /** Whether the player may open the job now. */
 export function canPlay(job) {
-  return Boolean(job.playable) && job.status !== "error" && job.status !== "deleted";
+  return Boolean(job.playable) && !UNPLAYABLE.has(job.status);
 }
 
 /** Decimal units, as indexers and the server show them: "1.2 GB", "700 MB". */

@@ -2,7 +2,7 @@
 
 import { page } from "./api.js";
 import { h, field } from "./dom.js";
-import { ACTIVE, STAGES, eta, percent, speed } from "./format.js";
+import { ACTIVE, eta, percent, speed, stage } from "./format.js";
 import { pollJobs } from "./jobs.js";
 
 const list = document.getElementById("active-jobs");
@@ -12,7 +12,7 @@ function update(item, job) {
   item.dataset.status = job.status;
   const bar = item.querySelector("progress");
   if (bar) bar.value = job.progress;
-  field(item, "stage", STAGES[job.status] || job.status);
+  field(item, "stage", stage(job));
   field(item, "percent", percent(job.progress));
   field(item, "speed", ACTIVE.has(job.status) ? speed(job.speed_bps) : "—");
   field(item, "eta", ACTIVE.has(job.status) ? eta(job.eta_seconds) : "—");

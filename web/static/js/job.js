@@ -3,7 +3,7 @@
 
 import { api, page } from "./api.js";
 import { say } from "./dom.js";
-import { STAGES, canPlay, eta, percent, size, speed } from "./format.js";
+import { STATUS, canPlay, eta, percent, size, speed, stage } from "./format.js";
 import { followJob } from "./jobs.js";
 
 const box = document.getElementById("job");
@@ -11,35 +11,35 @@ const $ = (id) => document.getElementById(id);
 
 function render(job) {
   box.dataset.status = job.status;
-  $("stage").textContent = STAGES[job.status] || job.status;
+  $("stage").textContent = stage(job);
   $("progress").value = job.progress;
   $("progress").textContent = percent(job.progress);
   $("percent").textContent = percent(job.progress);
   $("bytes").textContent = `${job.bytes_done ? size(job.bytes_done) : "0 MB"} of ${size(job.bytes_total)}`;
-  const running = job.status === "downloading" || job.status === "queued";
+  const running = job.status === STATUS.DOWNLOADING || job.status === STATUS.QUEUED;
   $("speed").textContent = running ? speed(job.speed_bps) : "—";
   $("eta").textContent = running ? eta(job.eta_seconds) : "—";
   if (job.release_title && job.release_title !== $("job-title").textContent) {
     $("release-title").textContent = job.release_title;
     $("release-title").hidden = false;
   }
-  if (job.status !== "downloading" && job.status !== "preparing") say($("note"), "");
+  if (job.status !== STATUS.DOWNLOADING && job.status !== STATUS.PREPARING) say($("note"), "");
 
   const play = $("play-now");
   const playable = canPlay(job);
   play.classList.toggle("disabled", !playable);
   if (playable) play.removeAttribute("aria-disabled");
   else play.setAttribute("aria-disabled", "true");
-  $("play-hint").hidden = playable || job.status === "error" || job.status === "deleted";
+  $("play-hint").hidden = playable || job.status === STATUS.ERROR || job.status === STATUS.DELETED;
 
   const error = $("error");
-  if (job.status === "error") {
+  if (job.status === STATUS.ERROR) {
     $("error-message").textContent = job.error_message || "The download failed.";
     error.hidden = false;
   } else {
     error.hidden = true;
   }
-  document.title = `${STAGES[job.status] || job.status}: ${$("job-title").textContent} · Matinee`;
+  document.title = `${stage(job)}: ${$("job-title").textContent} · Matinee`;
 }
 
 function connection(state) {

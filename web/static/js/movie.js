@@ -3,7 +3,7 @@
 
 import { api, page } from "./api.js";
 import { h, say, field } from "./dom.js";
-import { ACTIVE, STAGES, age, percent, size } from "./format.js";
+import { ACTIVE, age, percent, size, stage } from "./format.js";
 import { followJob } from "./jobs.js";
 
 const article = document.getElementById("movie");
@@ -126,7 +126,7 @@ function followMovieJob() {
   const link = jobStatus ? jobStatus.querySelector("a[data-job-id]") : null;
   if (!link) return;
   followJob(link.dataset.jobId, (job) => {
-    field(link, "stage", STAGES[job.status] || job.status);
+    field(link, "stage", stage(job));
     field(link, "percent", percent(job.progress));
     if (!ACTIVE.has(job.status)) {
       const pct = link.querySelector('[data-field="percent"]');

@@ -3,7 +3,7 @@
 // keyboard shortcuts of most players and a buffering sign while a seek waits for the download.
 
 import { api, ApiError } from "./api.js";
-import { clock } from "./format.js";
+import { STATUS, clock } from "./format.js";
 
 const SAVE_EVERY = 5000;
 const RETRY_NOT_PLAYABLE = 3000;
@@ -82,10 +82,10 @@ async function stopIfOver() {
   } catch {
     return;
   }
-  if (job.status === "error") {
+  if (job.status === STATUS.ERROR) {
     throw new Error(`The download failed: ${job.error_message || "no reason given"}.`);
   }
-  if (job.status === "deleted") throw new Error("This download was deleted.");
+  if (job.status === STATUS.DELETED) throw new Error("This download was deleted.");
 }
 
 function loadScript(src) {

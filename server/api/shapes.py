@@ -1,0 +1,78 @@
+"""What the API answers: jobs and job statuses as the contract's JSON objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from server.errors import (
+    IndexerError,
+    JobError,
+    MatineeError,
+    StorageError,
+    TmdbError,
+    UsenetError,
+)
+from server.http.errors import status_and_code
+from server.jobs.lifecycle import Failure
+from server.store.jobs import Job
+
+#: The error a failed job answers with when asked to play, by why it failed.
+FAILURE_ERRORS: dict[Failure, type[MatineeError]] = {
+    Failure.USENET: UsenetError,
+    Failure.STORAGE: StorageError,
+    Failure.INDEXER: IndexerError,
+    Failure.TMDB: TmdbError,
+    Failure.RELEASE: JobError,
+    Failure.MEDIA: JobError,
+    Failure.INTERNAL: JobError,
+}
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return (
+        dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def failure_error(job: Job) -> MatineeError:
+    """A failed job's failure as the error the API answers with."""
+    cls = FAILURE_ERRORS.get(job.failure, JobError) if job.failure else JobError
+    return cls(job.error_message or "the job failed")
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "movie_id": job.movie_id,
+        "status": job.status.value,
+        "progress": job.progress,
+        "playable": job.playable,
+        "bytes_done": job.bytes_done,
+        "bytes_total": job.bytes_total,
+        "speed_bps": job.speed_bps,
+        "eta_seconds": job.eta_seconds,
+        "error_message": job.error_message,
+        # The API's error code of a failed job's failure, so a program can act on it.
+        "error_code": status_and_code(failure_error(job))[1] if job.failure else None,
+        "release_title": job.release_title,
+        "attempt": job.attempt,
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
+        "ready_at": iso(job.ready_at),
+        "expires_at": iso(job.expires_at),
+    }
+
+
+def job_status(job: Job | None) -> dict[str, Any] | None:
+    """The short form a movie carries: its current job, or null."""
+    if job is None:
+        return None
+    return {
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "progress": job.progress,
+        "error_message": job.error_message,
+    }
