@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 
 # Each module registers its own fixtures; add one line per support module.
-pytest_plugins: list[str] = [
-    "tests.support.browser",
-    "tests.support.fake_newznab",
+pytest_plugins: list[str] = [  # a module before those that import it
     "tests.support.fake_nntp",
+    "tests.support.fake_newznab",
     "tests.support.fake_tmdb",
     "tests.support.inn2",
+    "tests.support.app",
+    "tests.support.world",
+    "tests.support.site",
+    "tests.support.browser",
 ]
 
 

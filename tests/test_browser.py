@@ -48,8 +48,8 @@ from tests.support.fake_tmdb import (
     movie_by_id,
 )
 from tests.support.media import make_movie
+from tests.support.world import DATE, GB, MATRIX_RELEASES
 from tests.support.yenc import NzbEntry, build_nzb, iter_articles
-from tests.test_discovery_api import DATE, GB, MATRIX_RELEASES
 
 pytestmark = pytest.mark.browser
 

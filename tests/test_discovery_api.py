@@ -4,80 +4,12 @@ manual), and auto mode moving on when a release is incomplete."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from server.config.settings import Settings
-from tests.support.fake_newznab import FakeNewznab, FakeNewznabFactory, FakeRelease
-from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
-from tests.support.fake_tmdb import THE_MATRIX, TOKEN, UNKNOWN_MOVIE_ID, FakeTmdb, FakeTmdbFactory
-from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
-from tests.test_jobs_api import API, HEADERS, Client, settings_for, start_app, until
-
-__all__ = ["start_app"]
-
-GB = 1_000_000_000
-DATE = "Mon, 01 Jan 2024 12:00:00 +0000"
-MATRIX_RELEASES = (
-    FakeRelease(
-        "The.Matrix.1999.1080p.BluRay.x264-AMIABLE", 10 * GB, (2000, 2040), DATE, "0133093", 900
-    ),
-    FakeRelease(
-        "The.Matrix.1999.720p.BluRay.x264-SiNNERS", 5 * GB, (2000, 2040), DATE, "0133093", 300
-    ),
-    FakeRelease("The.Matrix.1999.480p.DVDRip.XviD-OLD", 1 * GB, (2000, 2030), DATE, "0133093", 10),
-    FakeRelease("The.Matrix.1999.CAM.x264-BAD", 2 * GB, (2000, 2040), DATE, "0133093", 5),
-)
-
-
-class World:
-    """TMDB, one indexer and one Usenet server, all fakes, and the app in front of them."""
-
-    def __init__(self, client: Client, tmdb: FakeTmdb, geek: FakeNewznab, nntp: FakeNntpServer):
-        self.client, self.tmdb, self.geek, self.nntp = client, tmdb, geek, nntp
-        self.posts: dict[str, tuple[bytes, list[Any]]] = {}
-
-    def post(self, title: str, size: int = 300_000) -> list[Any]:
-        """Put a post for a release on the Usenet server and its NZB on the indexer."""
-        data = os.urandom(size)
-        arts = articles_for_bytes(data, f"{title}.mkv", part_size=64 * 1024)
-        self.nntp.add(arts)
-        self.geek.add_nzb(title, build_nzb([NzbEntry.from_articles(arts)]))
-        self.posts[title] = (data, arts)
-        return arts
-
-    async def get(self, path: str, status: int = 200) -> Any:
-        resp = await self.client.get(f"{API}{path}", headers=HEADERS)
-        assert resp.status == status, await resp.text()
-        return await resp.json()
-
-    async def post_json(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        resp = await self.client.post(f"{API}{path}", json=body, headers=HEADERS)
-        return resp.status, await resp.json()
-
-
-@pytest.fixture
-async def world(
-    fake_tmdb: FakeTmdbFactory,
-    fake_newznab: FakeNewznabFactory,
-    fake_nntp: FakeNntpFactory,
-    start_app: Callable[[Settings], Awaitable[Client]],
-    tmp_path: Path,
-) -> World:
-    tmdb = await fake_tmdb(token=TOKEN)
-    geek = await fake_newznab(name="geek", apikey="g" * 32, releases=MATRIX_RELEASES)
-    nntp = await fake_nntp()
-    settings = settings_for(
-        tmp_path,
-        nntp,
-        tmdb={"token": TOKEN, "base_url": tmdb.url, "image_base_url": tmdb.image_url},
-        indexers=[{"name": "geek", "url": geek.url, "api_key": "g" * 32}],
-    )
-    return World(await start_app(settings), tmdb, geek, nntp)
+from tests.support.app import API, HEADERS, until
+from tests.support.fake_tmdb import THE_MATRIX, UNKNOWN_MOVIE_ID
+from tests.support.world import MATRIX_RELEASES, World
 
 
 async def test_browse_the_catalogue(world: World) -> None:

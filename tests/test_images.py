@@ -14,9 +14,7 @@ from server.errors import InvalidInput
 from server.keys import SETTINGS
 from server.ui.images import Fetch, ImageCache
 from tests.support.fake_tmdb import JPEG, PNG, THE_MATRIX, movie_by_id
-from tests.test_pages import HTML, Site, StartSite, start_site
-
-__all__ = ["start_site"]
+from tests.support.site import HTML, Site, StartSite
 
 POSTER = movie_by_id(THE_MATRIX).poster_path
 assert POSTER is not None

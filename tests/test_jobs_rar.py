@@ -13,11 +13,9 @@ from typing import Any
 import pytest
 
 from server.config.settings import Settings
+from tests.support.app import API, HEADERS, Client, settings_for, submit, until
 from tests.support.fake_nntp import FakeNntpFactory
 from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
-from tests.test_jobs_api import API, HEADERS, Client, settings_for, start_app, submit, until
-
-__all__ = ["start_app"]  # the fixture, imported for this module's tests
 
 SETS = {
     "rar4-new": ["rar3-vols.part1.rar", "rar3-vols.part2.rar", "rar3-vols.part3.rar"],

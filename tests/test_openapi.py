@@ -11,13 +11,12 @@ import pytest
 from aiohttp import web
 
 from server.api.openapi import API_PREFIX, spec
+from tests.support.app import API, HEADERS, until
 from tests.support.fake_tmdb import THE_MATRIX, UNKNOWN_MOVIE_ID
-from tests.test_discovery_api import World, world
-from tests.test_jobs_api import API, HEADERS, start_app, until
+from tests.support.world import World
 
 PREFIX = "/" + API_PREFIX
 
-__all__ = ["start_app", "world"]
 
 SPEC = spec("/")
 
