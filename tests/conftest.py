@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.programs import require
+
 # Each module registers its own fixtures; add one line per support module.
 pytest_plugins: list[str] = [  # a module before those that import it
+    "tests.support.blocking",
     "tests.support.fake_nntp",
     "tests.support.fake_newznab",
     "tests.support.fake_tmdb",
@@ -23,6 +26,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "browser: drives headless Chromium (Debian's chromium, via Playwright)"
     )
+    config.addinivalue_line("markers", "needs(*programs): real programs the test runs")
+    config.addinivalue_line("markers", "blocking: may block the event loop (say why)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs"):
+        require(*mark.args)
 
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"

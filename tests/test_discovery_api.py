@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from tests.support.app import API, HEADERS, until
+from tests.support.app import API, HEADERS, follow, until
 from tests.support.fake_tmdb import THE_MATRIX, UNKNOWN_MOVIE_ID
 from tests.support.world import MATRIX_RELEASES, World
 
@@ -115,12 +115,21 @@ async def test_auto_mode_moves_on_when_articles_are_missing(world: World) -> Non
     world.post("The.Matrix.1999.720p.BluRay.x264-SiNNERS")
     status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
     assert status == 202
-    job_id = body["job_id"]
-    async with asyncio.timeout(30):
-        while (job := await world.get(f"/jobs/{job_id}"))["status"] != "ready":
-            assert job["status"] != "error" or job["release_title"].endswith("AMIABLE"), job
-            await asyncio.sleep(0.05)
+    # Followed as the job page and `curl -N .../events` follow it: from the first snapshot
+    # to the end of the stream.
+    seen = await follow(world.client, body["job_id"])
+    statuses = [s["status"] for s in seen]
+    # The first release fails and the job moves on; nobody following it ever sees a final
+    # status until it is ready, and the stream does not end early.
+    assert statuses[-1] == "ready", statuses
+    assert "error" not in statuses and "deleted" not in statuses, statuses
+    tried = [s["release_title"] for s in seen if s["release_title"]]
+    assert tried[0].endswith("AMIABLE") and tried[-1].endswith("SiNNERS"), tried
+    retried = [s for s in seen if s["status"] == "queued" and s["attempt"] == 2]
+    assert retried, "the retry is not visible in the stream"
+    job = await world.get(f"/jobs/{body['job_id']}")
     assert job["release_title"] == "The.Matrix.1999.720p.BluRay.x264-SiNNERS"
+    assert (job["status"], job["attempt"], job["error_message"]) == ("ready", 2, None)
 
 
 async def test_auto_mode_gives_up_after_three_releases(world: World) -> None:
@@ -149,7 +158,6 @@ async def test_try_another_release_skips_the_one_that_failed(world: World) -> No
         f"/movies/{THE_MATRIX}/fetch", {"mode": "manual", "release_id": broken["release_id"]}
     )
     assert status == 202
-    await until(world.client, body["job_id"], lambda j: True)
     async with asyncio.timeout(20):
         while (await world.get(f"/jobs/{body['job_id']}"))["status"] != "error":
             await asyncio.sleep(0.05)

@@ -126,7 +126,7 @@ async def test_cli_download_prints_json_and_resumes_after_kill(
     inn2: Inn2Server, tmp_path: Path
 ) -> None:
     size = 40_000_000
-    data = random_file(tmp_path / "big.mkv", size)
+    data = await asyncio.to_thread(random_file, tmp_path / "big.mkv", size)
     nzb_path = tmp_path / "big.nzb"
     nzb_path.write_bytes(await post_file(inn2, tmp_path / "big.mkv", part_size=250_000))
     out = tmp_path / "out"
@@ -147,7 +147,9 @@ async def test_cli_download_prints_json_and_resumes_after_kill(
     await proc.wait()
     if proc.returncode == 0:
         pytest.skip("the download finished before it could be killed")
-    done = run_cli("download", str(nzb_path), "--out", str(out), "--server", url)
+    done = await asyncio.to_thread(
+        run_cli, "download", str(nzb_path), "--out", str(out), "--server", url
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["missing_segments"] == 0
@@ -162,7 +164,8 @@ async def test_cli_incomplete_download_exits_non_zero(inn2: Inn2Server, tmp_path
     nzb_path = tmp_path / "holes.nzb"
     nzb_path.write_bytes(nzb_doc)
     inn2.cancel(parse_nzb(nzb_doc).files[0].segments[1].message_id)
-    res = run_cli(
+    res = await asyncio.to_thread(
+        run_cli,
         "download", str(nzb_path), "--out", str(tmp_path / "out"),
         "--server", f"nntp://{inn2.host}:{inn2.port}",
     )  # fmt: skip

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from nntp.nzb import Nzb, parse_nzb
 from nntp.pick import classify, resolve_layout
 from nntp.rar import assemble, parse_volume
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
+from tests.support.programs import needs, require
 from tests.support.yenc import Article, NzbEntry, articles_for_bytes, build_nzb
 
 PART = 8 * 1024
@@ -54,7 +54,7 @@ MKV_HEAD = (
     + bytes.fromhex("42878104 42858102")
 )
 
-needs_unar = pytest.mark.skipif(shutil.which("unar") is None, reason="unar is not installed")
+needs_unar = needs("unar")
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +71,7 @@ def rardir(shared_fixtures: Path) -> Path:
 @pytest.fixture(scope="module")
 def unar_out(rardir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What unar extracts from each archive used here, one folder per archive."""
-    if shutil.which("unar") is None:
-        pytest.skip("unar is not installed")
+    require("unar")
     out = tmp_path_factory.mktemp("unar")
     for archive in [*(names[0] for names in STORE_SETS.values()), "seektest.rar"]:
         subprocess.run(

@@ -12,7 +12,6 @@ import hashlib
 import itertools
 import random
 import secrets
-import shutil
 import struct
 import subprocess
 from dataclasses import dataclass
@@ -34,8 +33,9 @@ from nntp.par2 import (
     parse_par2,
     recovery_blocks_in_name,
 )
+from tests.support.programs import needs, require
 
-requires_par2 = pytest.mark.skipif(shutil.which("par2") is None, reason="needs par2cmdline")
+requires_par2 = needs("par2")
 
 EMPTY = Par2Set(set_id=None, slice_size=None, files=(), recovery_blocks=0, creator=None)
 SLICE = 16384
@@ -60,8 +60,7 @@ class RecoverySet:
 
 @pytest.fixture
 def recovery_set(tmp_path: Path) -> RecoverySet:
-    if shutil.which("par2") is None:
-        pytest.skip("needs par2cmdline")
+    require("par2")
     rng = random.Random(2024)
     contents = {
         SMALL: rng.randbytes(5000),

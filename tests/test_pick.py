@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import os
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -26,14 +25,15 @@ from nntp.media import RarView, open_file_view, open_rar_view
 from nntp.nzb import Nzb, parse_nzb
 from nntp.pick import PostLayout, classify, rank_files, rar_volume_name, resolve_layout, sniff
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
+from tests.support.programs import needs, require
 from tests.support.yenc import Article, NzbEntry, articles_for_bytes, build_nzb
 
 MB = 1_000_000
 PART = 8 * 1024
 REST = 1_000_000  # the rank of files that are not the movie
 
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is missing")
-needs_par2 = pytest.mark.skipif(shutil.which("par2") is None, reason="par2 is missing")
+needs_ffmpeg = needs("ffmpeg", "ffprobe")
+needs_par2 = needs("par2")
 
 
 @pytest.fixture(autouse=True)
@@ -290,8 +290,7 @@ def test_rar_volume_names() -> None:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One-second 64x64 clips in each container, made by ffmpeg."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is missing")
+    require("ffmpeg")
     out = tmp_path_factory.mktemp("videos")
     made: dict[str, Path] = {}
     outputs = {
@@ -325,16 +324,16 @@ def test_sniff_archives_and_par2(shared_fixtures: Path, tmp_path: Path) -> None:
     assert sniff((rar / "rar5-vols.part2.rar").read_bytes()[:16384]) == "rar"
     obfuscated = shared_fixtures / "rar" / "sabnzbd_fully_encrypted_and_obfuscated_rars"
     assert all(sniff(p.read_bytes()[:64]) == "rar" for p in obfuscated.iterdir())
-    if shutil.which("par2"):
-        (tmp_path / "a.bin").write_bytes(os.urandom(10_000))
-        subprocess.run(
-            ["par2", "create", "-q", "-q", "-r10", "a.par2", "a.bin"],
-            cwd=tmp_path,
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-        assert sniff((tmp_path / "a.par2").read_bytes()) == "par2"
+    require("par2")
+    (tmp_path / "a.bin").write_bytes(os.urandom(10_000))
+    subprocess.run(
+        ["par2", "create", "-q", "-q", "-r10", "a.par2", "a.bin"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    assert sniff((tmp_path / "a.par2").read_bytes()) == "par2"
 
 
 def test_sniff_says_nothing_of_what_it_does_not_know() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.support.programs import needs
 from transcode.compat import plan
 from transcode.probe import (
     MediaInfo,
@@ -40,9 +41,7 @@ from transcode.process import (
     run,
 )
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe"
-)
+pytestmark = needs("ffmpeg", "ffprobe")
 
 SECONDS = 1.0
 

@@ -12,7 +12,6 @@ import dataclasses
 import itertools
 import json
 import random
-import shutil
 import struct
 import subprocess
 import time
@@ -36,6 +35,7 @@ from nntp.rar import (
     parse_volume,
     volume_order,
 )
+from tests.support.programs import needs
 
 STORE_SETS = {
     "rar3-vols": ["rar3-vols.part1.rar", "rar3-vols.part2.rar", "rar3-vols.part3.rar"],
@@ -53,8 +53,8 @@ SUBDIR_FILES = {
 SUBDIR_DIRS = ["sub/dir2", "sub/with space", "sub/empty", "sub/üȵĩöḋè", "sub/dir1", "sub"]
 SABNZBD_ORDER = ["df604a04", "b0a3af52", "8a5c1f24", "032f4c17", "dee6a48c", "bdfeb75c"]
 
-needs_unar = pytest.mark.skipif(shutil.which("unar") is None, reason="unar is not installed")
-needs_lsar = pytest.mark.skipif(shutil.which("lsar") is None, reason="lsar is not installed")
+needs_unar = needs("unar")
+needs_lsar = needs("lsar")
 
 
 @pytest.fixture(scope="module")

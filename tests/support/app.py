@@ -4,6 +4,7 @@ and the small calls every API test makes (submit an NZB, read a job, wait for a 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,19 @@ async def job(client: Client, job_id: str) -> dict[str, Any]:
     resp = await client.get(f"{API}/jobs/{job_id}", headers=HEADERS)
     assert resp.status == 200
     return dict(await resp.json())
+
+
+async def follow(client: Client, job_id: str, within: float = 30) -> list[dict[str, Any]]:
+    """Every job snapshot the event stream (SSE) carries, until the stream ends."""
+    resp = await client.get(f"{API}/jobs/{job_id}/events", headers=HEADERS)
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["Content-Type"].startswith("text/event-stream")
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(within):
+        async for line in resp.content:
+            if line.startswith(b"data: "):
+                seen.append(json.loads(line[6:]))
+    return seen
 
 
 async def until(

@@ -74,6 +74,7 @@ import pytest
 from aiohttp import web
 
 from server.config.settings import IndexerConfig
+from tests.support.servers import server_factory
 
 GB = 1_000_000_000
 MASKED = "***"
@@ -510,14 +511,5 @@ FakeNewznabFactory = Callable[..., Awaitable[FakeNewznab]]
 @pytest.fixture
 async def fake_newznab() -> AsyncIterator[FakeNewznabFactory]:
     """``srv = await fake_newznab(name=..., **knobs)``: started now, stopped at teardown."""
-    servers: list[FakeNewznab] = []
-
-    async def start(**options: Any) -> FakeNewznab:
-        srv = FakeNewznab(**options)
-        await srv.start()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in reversed(servers):
-        await srv.stop()
+    async with server_factory(FakeNewznab) as start:
+        yield start

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from tests.support.servers import server_factory
 from tests.support.yenc import Article, dot_stuff
 
 TOO_MANY_CONNECTIONS = b"400 too many connections\r\n"
@@ -527,17 +528,8 @@ class FakeNntpFactory(Protocol):
 @pytest.fixture
 async def fake_nntp() -> AsyncIterator[FakeNntpFactory]:
     """`srv = await fake_nntp(articles=..., **options)`: started now, stopped at teardown."""
-    servers: list[FakeNntpServer] = []
-
-    async def start(articles: Iterable[Article] = (), **options: Any) -> FakeNntpServer:
-        srv = FakeNntpServer(articles, **options)
-        await srv.start()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in reversed(servers):
-        await srv.stop()
+    async with server_factory(FakeNntpServer) as start:
+        yield start
 
 
 @pytest.fixture(scope="session")

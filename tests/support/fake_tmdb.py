@@ -67,6 +67,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from server.config.settings import TmdbConfig
+from tests.support.servers import server_factory
 
 TOKEN = "fake-tmdb-v4-read-access-token-1b2c3d4e5f"
 API_KEY = "0123456789abcdef0123456789abcdef"
@@ -832,14 +833,5 @@ class FakeTmdbFactory(Protocol):
 @pytest.fixture
 async def fake_tmdb() -> AsyncIterator[FakeTmdbFactory]:
     """`tmdb = await fake_tmdb(**options)`: a FakeTmdb started now, stopped at teardown."""
-    servers: list[FakeTmdb] = []
-
-    async def start(**options: Any) -> FakeTmdb:
-        srv = FakeTmdb(**options)
-        await srv.start()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in reversed(servers):
-        await srv.stop()
+    async with server_factory(FakeTmdb) as start:
+        yield start
