@@ -4,6 +4,10 @@ Each configured connection is one worker coroutine that keeps ``pipelining`` BOD
 requests in flight. Decoded bytes go straight to their final offset (the decoder's
 FileWriter sink); a RangeSet per file records what is on disk, persisted for resume.
 Readers may ask for byte ranges, which jump the queue.
+
+Which files download is decided by name where names tell (PAR2 volumes wait until a
+repair needs them) and by content where they do not: of a file with a random name only
+the first segment is fetched at first, and its packets say whether it is a PAR2 volume.
 """
 
 from __future__ import annotations
@@ -13,19 +17,21 @@ import contextlib
 import itertools
 import logging
 import os
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import sabctools
 
 from nntp.connection import NntpConnection, ServerSpec
 from nntp.errors import AuthError, NntpError
+from nntp.names import names_a_media_part
 from nntp.nzb import Nzb, NzbFile
+from nntp.par2 import Par2Kind, par2_kind_in_name, read_par2_kind
 from nntp.rangeset import RangeSet
 from nntp.scheduler import Scheduler, SegmentTask, State
 from nntp.state import DownloadState, FileRecord, load_state, nzb_fingerprint, save_state
@@ -33,7 +39,6 @@ from nntp.state import DownloadState, FileRecord, load_state, nzb_fingerprint, s
 log = logging.getLogger(__name__)
 
 STATE_FILE = ".matinee-download.json"
-PAR2_VOLUME = re.compile(r"\.vol\d+[+-]\d+\.par2$", re.IGNORECASE)
 MAX_TRANSIENT_ATTEMPTS = 3  # per segment and server, before it counts as failed there
 MAX_CONNECT_FAILURES = 5  # consecutive, per server, before the server is given up
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
@@ -43,6 +48,10 @@ DEFAULT_READAHEAD = 8 * 1024 * 1024
 EDGE_BYTES = 1024 * 1024 + 65536  # a little over the 1 MiB the job waits for at each end
 # yEnc grows data by ~2 % plus headers; used to guess sizes before the first reply.
 YENC_OVERHEAD = 1.03
+
+# What to do with a file at the start: download it, park it until asked for, or fetch its
+# first segment and decide by content ("probe": the name says nothing).
+Selection = Literal["fetch", "park", "probe"]
 
 
 class DownloadError(NntpError):
@@ -59,6 +68,8 @@ class FileTask:
     size: int | None = None  # from =ybegin size=, once a reply arrived
     part_size: int | None = None  # decoded bytes of a full (non-last) part
     selected: bool = True
+    probing: bool = False  # its first segment decides whether it is selected
+    par2: Par2Kind | None = None  # by name, or by content once probed
     writer: sabctools.FileWriter | None = None
     failed: set[int] = field(default_factory=set)
     # NZB sizes summed segment by segment, for estimates before the first reply.
@@ -152,7 +163,7 @@ class Download:
         out_dir: Path,
         servers: Sequence[ServerSpec],
         *,
-        select: Callable[[NzbFile], bool] | None = None,
+        select: Callable[[NzbFile], Selection] | None = None,
         state_file: Path | None = None,
     ) -> None:
         if not servers:
@@ -171,7 +182,18 @@ class Download:
             tasks = [
                 SegmentTask(file_index=i, index=j, segment=s) for j, s in enumerate(nf.segments)
             ]
-            self.files.append(FileTask(i, nf, path, tasks, selected=choose(nf)))
+            selection = choose(nf)
+            self.files.append(
+                FileTask(
+                    i,
+                    nf,
+                    path,
+                    tasks,
+                    selected=selection == "fetch",
+                    probing=selection == "probe",
+                    par2=par2_kind_in_name(nf.name),
+                )
+            )
         self.progress = Progress()
         self.server_errors: dict[str, str] = {}
         self._remaining = 0
@@ -180,6 +202,7 @@ class Download:
         self._closing = False
         self._workers: list[asyncio.Task[None]] = []
         self._aux: list[asyncio.Task[None]] = []
+        self._probes: set[asyncio.Task[None]] = set()
         self._connect_failures: dict[str, int] = {}
         self._live: set[NntpConnection] = set()
         self._state = DownloadState(nzb_fingerprint(nzb))
@@ -214,6 +237,8 @@ class Download:
                     self._activate(t)
                 else:
                     t.state = State.PARKED
+            if f.probing:
+                self._probe(f)
         self._update_totals()
         if self._remaining == 0:
             self._complete.set()
@@ -243,9 +268,10 @@ class Download:
         self._closing = True
         self._complete.set()
         self.scheduler.wake_all()
-        for t in self._workers + self._aux:
+        tasks = [*self._workers, *self._aux, *self._probes]
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._workers, *self._aux, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
         self._aux.clear()
         for f in self.files:
@@ -291,8 +317,52 @@ class Download:
             f.selected = True
             for t in f.tasks:
                 if t.state is State.PARKED:
+                    t.edge = self._is_edge(f, t.index)
                     self._activate(t)
         self._update_totals()
+
+    # -- deciding by content -----------------------------------------------------
+    def _probe(self, f: FileTask) -> None:
+        """Fetch the first segment of a file whose name says nothing, then decide."""
+        # The pending decision counts as work, so that wait() cannot finish before it.
+        self._remaining += 1
+        self._complete.clear()
+        if not f.tasks:
+            self._decide(f, None)
+            return
+        head = f.tasks[0]
+        if head.state is State.DONE:  # resumed
+            self._start_decision(f)
+        else:
+            head.edge = True
+            self._activate(head)
+
+    def _start_decision(self, f: FileTask) -> None:
+        task = asyncio.create_task(self._decide_by_head(f))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def _decide_by_head(self, f: FileTask) -> None:
+        size = f.size or 0
+        try:
+            kind = await asyncio.to_thread(read_par2_kind, f.path, min(size, f.part_size or size))
+        except OSError as exc:
+            log.warning("cannot read the first segment of %s: %s", f.name, exc)
+            kind = None
+        self._decide(f, kind)
+
+    def _decide(self, f: FileTask, kind: Par2Kind | None) -> None:
+        """A recovery volume waits like a named one; anything else downloads."""
+        if not f.probing:
+            return
+        f.probing = False
+        f.par2 = kind
+        if kind == "volume":
+            log.info("%s is a PAR2 recovery volume: fetched when a repair needs it", f.name)
+            self._update_totals()
+        else:
+            self.select_files([f.index])
+        self._finish_one()
 
     def set_file_rank(self, index: int, rank: int) -> None:
         """Lower ranks download first (the server puts the main video first)."""
@@ -525,6 +595,8 @@ class Download:
         rec = self._record(f)
         rec.done.add(task.index)
         self._state_dirty = True
+        if f.probing and task.index == 0:
+            self._start_decision(f)
         self._finish_one()
 
     def _segment_failed(self, task: SegmentTask, server: str, why: str) -> None:
@@ -542,6 +614,8 @@ class Download:
         log.warning(
             "%s: segment %d is missing on every server (%s)", f.name, task.segment.number, why
         )
+        if f.probing and task.index == 0:
+            self._decide(f, None)  # its content cannot tell: better fetched than lost
         self._finish_one()
 
     def _finish_one(self) -> None:
@@ -572,8 +646,10 @@ class Download:
 
     # -- progress and persistence ------------------------------------------------
     def _update_totals(self) -> None:
+        # Parked files count with what was fetched of them (a probed volume's first segment).
         self.progress.bytes_total = sum(
-            f.size if f.size is not None else f.estimated_size for f in self.files if f.selected
+            (f.size if f.size is not None else f.estimated_size) if f.selected else f.ranges.total
+            for f in self.files
         )
 
     @property
@@ -642,6 +718,13 @@ class Download:
             self.progress.bytes_done += f.ranges.total
 
 
-def default_selection(nzb_file: NzbFile) -> bool:
-    """Everything but PAR2 recovery volumes, which are fetched only when a repair needs them."""
-    return not PAR2_VOLUME.search(nzb_file.name)
+def default_selection(nzb_file: NzbFile) -> Selection:
+    """Everything but PAR2 recovery volumes, which are fetched only when a repair needs them.
+
+    Files whose names do not say they are a video, a RAR volume or a PAR2 file (obfuscated
+    posts) are probed: a recovery volume is known by its packets, not by its name.
+    """
+    name = nzb_file.name
+    if par2_kind_in_name(name) == "volume":
+        return "park"
+    return "fetch" if names_a_media_part(name) else "probe"

@@ -30,7 +30,7 @@ from typing import Literal, NamedTuple, Protocol, TypeVar
 
 from nntp.download import DEFAULT_READAHEAD, Download, DownloadError, FileTask
 from nntp.errors import SegmentsMissing
-from nntp.names import safe_filename
+from nntp.names import VIDEO_EXTENSIONS, extension, safe_filename
 from nntp.rar import (
     RAR4_SIGNATURE,
     RAR5_SIGNATURE,
@@ -68,9 +68,6 @@ __all__ = [
     "wait_bytes",
     "wait_size",
 ]
-
-# Extensions of the video files a post may carry as its movie.
-VIDEO_EXTENSIONS = frozenset({"mkv", "mp4", "m4v", "webm", "avi", "ts", "m2ts", "mov", "wmv"})
 
 OCTET_STREAM = "application/octet-stream"
 CONTENT_TYPES = {
@@ -237,12 +234,6 @@ def _ebml_doctype(b: bytes) -> str | None:
             return b[data : data + length].rstrip(b"\0").decode("ascii", "replace")
         pos = data + length
     return None
-
-
-def extension(name: str) -> str:
-    """The lower-case extension of a name, without the dot ("" when there is none)."""
-    stem, dot, ext = name.rpartition(".")
-    return ext.lower() if dot and stem else ""
 
 
 def content_type_for(name: str, head: bytes | bytearray | memoryview = b"") -> str:

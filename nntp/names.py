@@ -1,4 +1,5 @@
-"""File names from untrusted Usenet text: turn a subject or a posted name into one safe name.
+"""File names from untrusted Usenet text: turn a subject or a posted name into one safe name,
+and tell what a posted name says a file is (a video, a RAR volume, a PAR2 file, or nothing).
 
 Every name Matinee writes to disk comes through here, because NZB subjects and yEnc/PAR2
 names are chosen by whoever posted them. A result is a single path component: no
@@ -31,6 +32,14 @@ _NOISE = re.compile(r"yenc|\d+|-+|[\(\[]\d+/\d+[\)\]]", re.IGNORECASE)
 _EXTENSION = re.compile(r"[0-9A-Za-z]{1,10}")
 
 _QUOTED = re.compile(r'"([^"]*)"')
+
+# Extensions of the video files a post may carry as its movie.
+VIDEO_EXTENSIONS = frozenset({"mkv", "mp4", "m4v", "webm", "avi", "ts", "m2ts", "mov", "wmv"})
+
+_PART_RAR = re.compile(r"^(?P<stem>.+)\.part(?P<n>\d{1,4})\.rar$", re.IGNORECASE)
+_FIRST_RAR = re.compile(r"^(?P<stem>.+)\.rar$", re.IGNORECASE)
+_OLD_RAR = re.compile(r"^(?P<stem>.+)\.(?P<letter>[r-z])(?P<n>\d\d)$", re.IGNORECASE)
+_NUMBERED = re.compile(r"^(?P<stem>.+)\.(?P<n>\d{3})$")
 
 
 def safe_filename(raw: str) -> str | None:
@@ -123,3 +132,36 @@ def _truncate_utf8(text: str, limit: int) -> str:
     if len(encoded) <= limit:
         return text
     return encoded[: max(limit, 0)].decode(errors="ignore")
+
+
+def extension(name: str) -> str:
+    """The lower-case extension of a name, without the dot ("" when there is none)."""
+    stem, dot, ext = name.rpartition(".")
+    return ext.lower() if dot and stem else ""
+
+
+def rar_volume_name(name: str) -> tuple[str, int] | None:
+    """(set name, volume number from 0) for a conventional RAR volume name, else None.
+
+    ``x.part01.rar`` is volume 0 of "x"; ``x.rar``, ``x.r00``, ``x.r01``... are 0, 1, 2...;
+    ``x.s00`` follows ``x.r99``; ``x.001``, ``x.002``... are 0, 1... (split numbering).
+    """
+    if m := _PART_RAR.match(name):
+        return m["stem"], int(m["n"]) - 1
+    if m := _FIRST_RAR.match(name):
+        return m["stem"], 0
+    if m := _OLD_RAR.match(name):
+        return m["stem"], (ord(m["letter"].lower()) - ord("r")) * 100 + int(m["n"]) + 1
+    if m := _NUMBERED.match(name):
+        return m["stem"], int(m["n"]) - 1
+    return None
+
+
+def names_a_media_part(name: str) -> bool:
+    """True when a posted name says the file is a video, a RAR volume or a PAR2 file.
+
+    Obfuscated posts give every file a random name, without an extension or with a random
+    one: such files can only be told apart by their content.
+    """
+    ext = extension(name)
+    return ext in VIDEO_EXTENSIONS or ext == "par2" or rar_volume_name(name) is not None

@@ -1,11 +1,13 @@
 """PAR2 recovery sets: read their packets, and verify and repair a download with par2cmdline.
 
-The parser is pure (bytes in, dataclasses out) and serves two purposes: the File
+The parser is pure (bytes in, dataclasses out) and serves three purposes: the File
 Description packets give the real names of obfuscated posts (matched through the MD5 of
-each file's first 16 KiB), and the counts of recovery blocks let the engine download only
-as many volumes as a repair needs. Verification and repair run the ``par2`` program
-(par2cmdline) and read its report. Names found in PAR2 data or in par2's output are exposed
-as they are: they are untrusted, and the caller sanitises them before touching the disk.
+each file's first 16 KiB), the counts of recovery blocks let the engine download only
+as many volumes as a repair needs, and the packet headers at the start of a file tell a
+PAR2 index from a recovery volume when the names are random. Verification and repair run
+the ``par2`` program (par2cmdline) and read its report. Names found in PAR2 data or in
+par2's output are exposed as they are: they are untrusted, and the caller sanitises them
+before touching the disk.
 """
 
 from __future__ import annotations
@@ -21,21 +23,28 @@ import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 __all__ = [
     "FIRST_16K",
+    "PAR2_VOLUME",
     "NotEnoughRecoveryBlocks",
     "Par2Error",
     "Par2File",
+    "Par2Kind",
     "Par2Set",
     "RepairResult",
     "VerifyResult",
     "choose_volumes",
+    "estimate_recovery_blocks",
     "match_by_md5_16k",
     "md5_16k",
+    "par2_kind",
+    "par2_kind_in_name",
     "par2_repair",
     "par2_verify",
     "parse_par2",
+    "read_par2_kind",
     "recovery_blocks_in_name",
 ]
 
@@ -57,6 +66,14 @@ _MAIN_FIXED = struct.Struct("<QI")  # slice size, number of files in the recover
 _FILE_DESC_FIXED = struct.Struct("<16s16s16sQ")  # file id, MD5, MD5 of the first 16 KiB, length
 _EXPONENT = struct.Struct("<I")
 _FILE_ID_SIZE = 16
+# A recovery slice packet is its header, its exponent and one slice of data.
+_RECOVERY_OVERHEAD = _HEADER.size + _EXPONENT.size
+
+# What a PAR2 file is for: the index describes the files, a volume holds recovery blocks.
+Par2Kind = Literal["index", "volume"]
+
+# A recovery volume by its conventional name ("x.vol07+08.par2"; some posters use "-").
+PAR2_VOLUME = re.compile(r"\.vol\d+[+-]\d+\.par2$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,9 @@ class Par2Set:
     and ``slice_size`` are None when no packet (or no Main packet) survived, and ``files``
     lists only the described files whose packet was intact, in the order of the Main
     packet when there is one. ``recovery_blocks`` counts distinct recovery exponents.
+    ``critical_bytes`` is the size of one copy of the distinct packets that are neither
+    recovery slices nor the creator's note (Main, File Description, checksums): what a
+    volume repeats besides its recovery blocks.
     """
 
     set_id: bytes | None
@@ -90,6 +110,7 @@ class Par2Set:
     files: tuple[Par2File, ...]
     recovery_blocks: int
     creator: str | None
+    critical_bytes: int = 0
 
 
 def _decode_name(raw: bytes) -> str:
@@ -101,8 +122,9 @@ def _decode_name(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-def _packets(data: bytes) -> Iterator[tuple[bytes, bytes, memoryview]]:
-    """(recovery set id, type, body) of every intact packet, skipping whatever is not one."""
+def _packets(data: bytes) -> Iterator[tuple[bytes, bytes, memoryview, bytes]]:
+    """(recovery set id, type, body, packet MD5) of every intact packet, skipping whatever
+    is not one."""
     view = memoryview(data)
     pos = data.find(_MAGIC)
     while pos != -1:
@@ -116,7 +138,7 @@ def _packets(data: bytes) -> Iterator[tuple[bytes, bytes, memoryview]]:
                 and hashlib.md5(view[pos + _MD5_FROM : end], usedforsecurity=False).digest()
                 == digest
             ):
-                yield set_id, kind, view[pos + _HEADER.size : end]
+                yield set_id, kind, view[pos + _HEADER.size : end], digest
                 pos = data.find(_MAGIC, end)
                 continue
         # A corrupt length would send us anywhere, so resynchronise on the next magic.
@@ -137,11 +159,14 @@ def parse_par2(data: bytes) -> Par2Set:
     files: dict[bytes, Par2File] = {}
     exponents: set[int] = set()
     creator: str | None = None
-    for packet_set, kind, body in _packets(data):
+    critical: dict[bytes, int] = {}  # packet MD5 -> packet length
+    for packet_set, kind, body, digest in _packets(data):
         if set_id is None:
             set_id = packet_set
         elif packet_set != set_id:
             continue
+        if kind not in (_TYPE_RECOVERY, _TYPE_CREATOR):
+            critical[digest] = _HEADER.size + len(body)
         if kind == _TYPE_MAIN and slice_size is None and len(body) >= _MAIN_FIXED.size:
             size, count = _MAIN_FIXED.unpack_from(body)
             ids = body[_MAIN_FIXED.size :]
@@ -162,7 +187,66 @@ def parse_par2(data: bytes) -> Par2Set:
     listed = dict.fromkeys(order)
     ordered = [files[file_id] for file_id in listed if file_id in files]
     ordered += [file for file_id, file in files.items() if file_id not in listed]
-    return Par2Set(set_id, slice_size, tuple(ordered), len(exponents), creator)
+    return Par2Set(
+        set_id, slice_size, tuple(ordered), len(exponents), creator, sum(critical.values())
+    )
+
+
+def par2_kind(head: bytes | bytearray | memoryview) -> Par2Kind | None:
+    """Whether the first bytes of a file are those of a PAR2 index or recovery volume.
+
+    None unless the bytes start with a PAR2 packet. Walks the packet headers as far as
+    ``head`` reaches (the packets themselves may be cut off, so their MD5 is not checked):
+    a recovery slice makes it a volume; none seen (par2cmdline puts one first in every
+    volume) makes it an index.
+    """
+    data = bytes(head)
+    pos = 0
+    while pos + _HEADER.size <= len(data):
+        magic, length, _, _, kind = _HEADER.unpack_from(data, pos)
+        if magic != _MAGIC or length < _HEADER.size or length % 4:
+            break
+        if kind == _TYPE_RECOVERY:
+            return "volume"
+        pos += length
+    return "index" if data.startswith(_MAGIC) else None
+
+
+def read_par2_kind(path: str | os.PathLike[str], limit: int) -> Par2Kind | None:
+    """``par2_kind`` of the first ``limit`` bytes of a file (blocking: call it in a thread)."""
+    with open(path, "rb") as file:
+        if file.read(len(_MAGIC)) != _MAGIC:
+            return None
+        return par2_kind(_MAGIC + file.read(max(0, limit - len(_MAGIC))))
+
+
+def par2_kind_in_name(name: str) -> Par2Kind | None:
+    """What a conventional name says: ``x.vol07+08.par2`` a volume, ``x.par2`` an index."""
+    if PAR2_VOLUME.search(name):
+        return "volume"
+    return "index" if name.lower().endswith(".par2") else None
+
+
+def estimate_recovery_blocks(size: int, slice_size: int, critical_bytes: int) -> int:
+    """Recovery blocks in a volume of ``size`` bytes whose name does not say.
+
+    par2cmdline writes a volume of n blocks as n recovery slice packets plus
+    ``n.bit_length()`` copies of the critical packets (``Par2Set.critical_bytes`` of the
+    index) and a creator packet; this is the largest n that fits. Exact for its volumes,
+    an estimate for other layouts: callers verify again after fetching.
+    """
+    if size <= 0 or slice_size <= 0:
+        return 0
+    per_block = slice_size + _RECOVERY_OVERHEAD
+    # The size grows with n, so bisect for the largest n whose volume fits in ``size``.
+    low, high = 0, min(size // per_block, _MAX_RECOVERY_BLOCKS)
+    while low < high:
+        n = (low + high + 1) // 2
+        if n * per_block + n.bit_length() * critical_bytes <= size:
+            low = n
+        else:
+            high = n - 1
+    return low
 
 
 # "name.vol07+08.par2": the first exponent and the number of blocks in the volume.
@@ -295,8 +379,10 @@ class VerifyResult:
     ``blocks_available``: recovery blocks par2 loaded from the PAR2 files it saw.
     ``damaged``: targets present under their name with wrong content; ``missing``: targets
     absent under their name; ``renamed``: (file on disk, target name) pairs for files that
-    hold a target's exact content under another name, which a repair renames. Names are
-    as par2 prints them: target names from the PAR2 set, files relative to its directory.
+    hold a target's exact content under another name, which a repair renames; ``partial``:
+    (file, target) pairs for files that hold only some of a target's blocks under another
+    name (a damaged copy: what downloading an obfuscated post leaves). Names are as par2
+    prints them: target names from the PAR2 set, files relative to its directory.
     """
 
     complete: bool
@@ -307,18 +393,21 @@ class VerifyResult:
     missing: tuple[str, ...] = ()
     renamed: tuple[tuple[str, str], ...] = ()
     output_tail: str = field(default="", repr=False)
+    partial: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class RepairResult:
     """A successful ``par2 r``: ``ok`` is true (failures raise), ``repaired`` names the targets
-    that were damaged or missing before (empty when nothing was to do) and ``renamed`` the
-    (file, target) pairs par2 renamed."""
+    that were damaged or missing before (empty when nothing was to do), ``renamed`` the
+    (file, target) pairs par2 renamed and ``partial`` the (file, target) pairs of damaged
+    copies par2 took blocks from (left as they were: the target is written anew)."""
 
     ok: bool
     repaired: tuple[str, ...]
     renamed: tuple[tuple[str, str], ...] = ()
     output_tail: str = field(default="", repr=False)
+    partial: tuple[tuple[str, str], ...] = ()
 
 
 class Par2Error(Exception):
@@ -351,6 +440,9 @@ _TARGET_IS_OTHER = re.compile(r'Target: "(?P<name>.*)" - is a match for "(?P<oth
 # ("damaged. Found 23 of 25 data blocks", "no data found"); none has a quote in it.
 _TARGET = re.compile(r'Target: "(?P<name>.*)" - (?P<state>[^"]*)\.')
 _EXTRA_MATCH = re.compile(r'File: "(?P<file>.*)" - is a match for "(?P<target>.*)"\.')
+_EXTRA_PARTIAL = re.compile(
+    r'File: "(?P<file>.*)" - found \d+ of \d+ data blocks from "(?P<target>.*)"\.'
+)
 _LOADED = re.compile(r"Loaded \d+ new packets including (\d+) recovery blocks")
 _HAVE = re.compile(r"You have (\d+) recovery blocks available\.")
 _NEED = re.compile(r"You need (\d+) more recovery blocks to be able to repair\.")
@@ -365,6 +457,7 @@ class _Report:
         self.damaged: dict[str, None] = {}
         self.missing: dict[str, None] = {}
         self.renamed: dict[tuple[str, str], None] = {}
+        self.partial: dict[tuple[str, str], None] = {}
         self.still_bad: dict[str, None] = {}
         self.loaded_blocks = 0
         self.have_blocks: int | None = None
@@ -393,6 +486,8 @@ class _Report:
                     self.renamed[(name, groups["other"])] = None
         elif extra := _EXTRA_MATCH.fullmatch(line):
             self.renamed[(extra["file"], extra["target"])] = None
+        elif part := _EXTRA_PARTIAL.fullmatch(line):
+            self.partial[(part["file"], part["target"])] = None
         elif loaded := _LOADED.fullmatch(line):
             self.loaded_blocks += int(loaded[1])
         elif have := _HAVE.fullmatch(line):
@@ -421,6 +516,7 @@ class _Report:
             missing=tuple(self.missing),
             renamed=tuple(self.renamed),
             output_tail=self.output_tail(),
+            partial=tuple(self.partial),
         )
 
 
@@ -551,4 +647,5 @@ async def par2_repair(
         repaired=tuple({**report.damaged, **report.missing}),
         renamed=tuple(report.renamed),
         output_tail=report.output_tail(),
+        partial=tuple(report.partial),
     )

@@ -24,15 +24,13 @@ from typing import Literal
 from nntp.download import Download
 from nntp.errors import SegmentsMissing
 from nntp.media import (
-    VIDEO_EXTENSIONS,
-    extension,
     gather_all,
     read_bytes,
     sniff,
     wait_bytes,
     wait_size,
 )
-from nntp.names import safe_filename
+from nntp.names import VIDEO_EXTENSIONS, extension, rar_volume_name, safe_filename
 from nntp.nzb import Nzb
 from nntp.par2 import FIRST_16K, match_by_md5_16k, parse_par2
 from nntp.rar import NeedMoreData, RarError, volume_order
@@ -59,10 +57,6 @@ _REST_RANK = 1_000_000
 _PAR2_INDEX_MAX = 16 * 1024 * 1024
 
 _SAMPLE = re.compile(r"(?<![a-z])samples?(?![a-z])", re.IGNORECASE)
-_PART_RAR = re.compile(r"^(?P<stem>.+)\.part(?P<n>\d{1,4})\.rar$", re.IGNORECASE)
-_FIRST_RAR = re.compile(r"^(?P<stem>.+)\.rar$", re.IGNORECASE)
-_OLD_RAR = re.compile(r"^(?P<stem>.+)\.(?P<letter>[r-z])(?P<n>\d\d)$", re.IGNORECASE)
-_NUMBERED = re.compile(r"^(?P<stem>.+)\.(?P<n>\d{3})$")
 # Stems that are hashes or random tokens rather than names.
 _OBFUSCATED = re.compile(
     r"^(?:[0-9a-f]{16,}"
@@ -118,23 +112,6 @@ class PostLayout:
         return self.kind not in ("video", "rar") or self.candidate_bytes > self.bytes
 
 
-def rar_volume_name(name: str) -> tuple[str, int] | None:
-    """(set name, volume number from 0) for a conventional RAR volume name, else None.
-
-    ``x.part01.rar`` is volume 0 of "x"; ``x.rar``, ``x.r00``, ``x.r01``... are 0, 1, 2...;
-    ``x.s00`` follows ``x.r99``; ``x.001``, ``x.002``... are 0, 1... (split numbering).
-    """
-    if m := _PART_RAR.match(name):
-        return m["stem"], int(m["n"]) - 1
-    if m := _FIRST_RAR.match(name):
-        return m["stem"], 0
-    if m := _OLD_RAR.match(name):
-        return m["stem"], (ord(m["letter"].lower()) - ord("r")) * 100 + int(m["n"]) + 1
-    if m := _NUMBERED.match(name):
-        return m["stem"], int(m["n"]) - 1
-    return None
-
-
 def _looks_obfuscated(stem: str) -> bool:
     return _OBFUSCATED.match(stem) is not None
 
@@ -173,9 +150,8 @@ def _options(
         ext = extension(name)
         if ext in VIDEO_EXTENSIONS:
             options.append(_Option("video", [index], size, name, True, _is_sample(name)))
-        elif ext in _OTHER_EXTENSIONS:
-            continue
-        elif not ext or _looks_obfuscated(name[: -len(ext) - 1]):
+        elif ext not in _OTHER_EXTENSIONS:
+            # No extension, or one no release uses (obfuscated posts give random ones).
             unknown.append((index, size))
     # Obfuscated posts may name every volume by its own hash: such sets are one set whose
     # order only the headers can tell.

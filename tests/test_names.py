@@ -12,6 +12,7 @@ import pytest
 from nntp.names import (
     MAX_NAME_BYTES,
     filename_from_subject,
+    names_a_media_part,
     numbered_filename,
     safe_filename,
 )
@@ -183,3 +184,27 @@ def test_a_huge_subject_is_handled_in_linear_time() -> None:
     assert filename_from_subject(" " * 200_000 + "x" * 200_000 + " (1/2)") is None
     assert filename_from_subject('"' * 100_001) is None
     assert filename_from_subject("a." * 100_000 + "mkv (1/2)") is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "tells"),
+    [
+        ("Movie.2019.1080p.mkv", True),
+        ("b2d3075d94af88c6742b1fdfc34b225e.mp4", True),
+        ("movie.PAR2", True),
+        ("movie.vol07+08.par2", True),
+        ("movie.part01.rar", True),
+        ("movie.r17", True),
+        ("movie.001", True),
+        # obfuscated: no extension, or a random one
+        ("b2d3075d94af88c6742b1fdfc34b225e", False),
+        ("file-001", False),
+        ("a8f3e1c9.x7q", False),
+        ("b2d3075d94af88c6742b1fdfc34b225e.10", False),
+        # neither the movie nor its recovery data
+        ("Movie.2019.nfo", False),
+        ("", False),
+    ],
+)
+def test_names_a_media_part(name: str, tells: bool) -> None:
+    assert names_a_media_part(name) is tells

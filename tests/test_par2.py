@@ -26,11 +26,15 @@ from nntp.par2 import (
     Par2File,
     Par2Set,
     choose_volumes,
+    estimate_recovery_blocks,
     match_by_md5_16k,
     md5_16k,
+    par2_kind,
+    par2_kind_in_name,
     par2_repair,
     par2_verify,
     parse_par2,
+    read_par2_kind,
     recovery_blocks_in_name,
 )
 from tests.support.programs import needs, require
@@ -278,6 +282,58 @@ def test_recovery_blocks_in_name(name: str, blocks: int | None) -> None:
     assert recovery_blocks_in_name(name) == blocks
 
 
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("x.vol07+08.par2", "volume"),
+        ("x.vol07-08.PAR2", "volume"),
+        ("x.par2", "index"),
+        ("x.vol07+08.par2.1", None),
+        ("b2d3075d94af88c6742b1fdfc34b225e", None),
+    ],
+)
+def test_par2_kind_in_name(name: str, kind: str | None) -> None:
+    assert par2_kind_in_name(name) == kind
+
+
+# --- index or volume, by content ----------------------------------------------------------
+
+
+def test_the_first_packets_tell_an_index_from_a_volume(recovery_set: RecoverySet) -> None:
+    index = recovery_set.index.read_bytes()
+    assert par2_kind(index) == "index"
+    for name in VOLUMES:
+        volume = recovery_set.volume(name).read_bytes()
+        # par2cmdline starts every volume with a recovery slice: its header is enough.
+        assert par2_kind(volume[:64]) == "volume"
+        assert read_par2_kind(recovery_set.volume(name), 64) == "volume"
+    assert read_par2_kind(recovery_set.index, 1 << 20) == "index"
+    assert read_par2_kind(recovery_set.dir / BIG, 1 << 20) is None
+
+
+def test_a_volume_whose_first_packets_are_critical_is_found_further_on() -> None:
+    set_id = bytes(range(16))
+    main = packet(set_id, b"PAR 2.0\0Main\0\0\0\0", struct.pack("<QI", 4, 0))
+    recovery = packet(set_id, b"PAR 2.0\0RecvSlic", struct.pack("<I", 3) + b"abcd")
+    assert par2_kind(main + recovery) == "volume"
+    assert par2_kind(main + recovery[:64]) == "volume"  # the header alone tells
+    assert par2_kind(main + recovery[:63]) == "index"  # nothing seen says otherwise
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"", b"PAR2", b"RIFF....AVI ", b"\x1a\x45\xdf\xa3" + bytes(100), b"PAR2\0PKT"],
+)
+def test_what_is_not_a_par2_head(head: bytes) -> None:
+    assert par2_kind(head) == ("index" if head == b"PAR2\0PKT" else None)
+
+
+def test_a_wild_packet_length_stops_the_walk_without_error() -> None:
+    head = b"PAR2\0PKT" + struct.pack("<Q", 2**63) + bytes(48) + b"PAR2\0PKT" + bytes(56)
+    assert par2_kind(head) == "index"
+    assert par2_kind(b"PAR2\0PKT" + struct.pack("<Q", 66) + bytes(100)) == "index"
+
+
 # --- real names for obfuscated posts ------------------------------------------------------
 
 
@@ -442,12 +498,18 @@ async def test_a_file_with_a_quoted_name_is_reported_by_that_name(
     assert result.repairable
 
 
+def obfuscate(recovery_set: RecoverySet, name: str) -> str:
+    """Give a file of the set a random name, as an obfuscated post does; returns it."""
+    obfuscated = secrets.token_hex(16)
+    (recovery_set.dir / name).rename(recovery_set.dir / obfuscated)
+    return obfuscated
+
+
 @requires_par2
 async def test_an_obfuscated_file_is_recognised_and_renamed_by_repair(
     recovery_set: RecoverySet,
 ) -> None:
-    obfuscated = secrets.token_hex(16)
-    (recovery_set.dir / ODD).rename(recovery_set.dir / obfuscated)
+    obfuscated = obfuscate(recovery_set, ODD)
 
     result = await par2_verify(recovery_set.index, [recovery_set.dir / obfuscated])
 
@@ -459,6 +521,28 @@ async def test_an_obfuscated_file_is_recognised_and_renamed_by_repair(
 
     assert repair.renamed == ((obfuscated, ODD),)
     assert not (recovery_set.dir / obfuscated).exists()
+    assert_intact(recovery_set)
+
+
+@requires_par2
+async def test_a_damaged_obfuscated_copy_is_reported_as_partial(
+    recovery_set: RecoverySet,
+) -> None:
+    obfuscated = obfuscate(recovery_set, ODD)
+    damage(recovery_set.dir / obfuscated, 70_000)
+    volume = [recovery_set.volume("set.vol0+1.par2")]
+
+    result = await par2_verify(recovery_set.index, [recovery_set.dir / obfuscated, *volume])
+
+    assert result.partial == ((obfuscated, ODD),)
+    assert result.renamed == () and result.missing == (ODD,)
+    assert result.repairable
+
+    repair = await par2_repair(recovery_set.index, [recovery_set.dir / obfuscated, *volume])
+
+    # par2 writes the target anew and leaves the damaged copy to the caller.
+    assert repair.repaired == (ODD,) and repair.partial == ((obfuscated, ODD),)
+    assert (recovery_set.dir / obfuscated).exists()
     assert_intact(recovery_set)
 
 
@@ -584,14 +668,64 @@ async def test_cancelling_kills_and_reaps_par2(recovery_set: RecoverySet, slow_e
 # --- real-world files ---------------------------------------------------------------------
 
 
-def test_real_world_par2_files(shared_fixtures: Path) -> None:
-    files = sorted(p for p in shared_fixtures.rglob("*") if p.suffix.lower() == ".par2")
-    if not files:
-        pytest.skip("no PAR2 files among the shared fixtures")
-    for path in files:
-        par2 = parse_par2(path.read_bytes())
-        assert par2.set_id is not None, path
-        assert par2.files or par2.recovery_blocks, path
+# Option sets as posters use them: redundancy in percent or blocks, block size or count,
+# uniform or exponential volumes, volumes capped at the largest file, no volumes at all.
+PAR2CMDLINE_SETS = {
+    "one file, 10 %, 4 volumes": (["-r10", "-n4"], [3_000_000]),
+    "three files, 5 %, uniform": (["-r5", "-n3", "-u"], [900_000, 2_000_000, 123_457]),
+    "64 KiB blocks, 10 blocks in 2": (["-s65536", "-c10", "-n2"], [1_500_000]),
+    "300 blocks, 20 %": (["-b300", "-r20", "-n5"], [2_345_678]),
+    "volumes limited in size": (["-r30", "-l"], [400_000, 1_200_000]),
+    "index only": (["-c0"], [500_000]),
+}
+
+
+@requires_par2
+@pytest.mark.parametrize(("options", "sizes"), PAR2CMDLINE_SETS.values(), ids=PAR2CMDLINE_SETS)
+def test_sets_made_by_par2cmdline(tmp_path: Path, options: list[str], sizes: list[int]) -> None:
+    rng = random.Random(len(sizes) * 7 + sizes[0])
+    contents = {f"file{i}.bin": rng.randbytes(size) for i, size in enumerate(sizes)}
+    for name, data in contents.items():
+        (tmp_path / name).write_bytes(data)
+    subprocess.run(
+        ["par2", "create", "-q", "-q", *options, "--", "set.par2", *contents],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    index = parse_par2((tmp_path / "set.par2").read_bytes())
+    assert index.set_id is not None and index.slice_size is not None
+    assert described(index) == expected(contents)
+    assert index.recovery_blocks == 0 and index.critical_bytes > 0
+    assert par2_kind((tmp_path / "set.par2").read_bytes()) == "index"
+    volumes = sorted(p for p in tmp_path.iterdir() if ".vol" in p.name)
+    assert bool(volumes) == ("-c0" not in options)
+    for path in volumes:
+        data = path.read_bytes()
+        volume = parse_par2(data)
         blocks = recovery_blocks_in_name(path.name)
-        if blocks:
-            assert par2.recovery_blocks == blocks, path
+        assert volume.set_id == index.set_id, path.name
+        assert volume.recovery_blocks == blocks, path.name
+        assert volume.critical_bytes == index.critical_bytes, path.name
+        assert described(volume) == expected(contents)
+        assert par2_kind(data[:64]) == "volume", path.name
+        # Under a random name, its size alone gives the count back.
+        estimate = estimate_recovery_blocks(len(data), index.slice_size, index.critical_bytes)
+        assert estimate == blocks, path.name
+
+
+@pytest.mark.parametrize(
+    ("size", "slice_size", "critical", "blocks"),
+    [
+        (0, 4, 100, 0),
+        (100, 0, 100, 0),
+        (167, 100, 0, 0),  # one slice packet is 168 bytes
+        (168, 100, 0, 1),
+        (168 + 100, 100, 100, 1),
+        (5 * 168 + 3 * 100, 100, 100, 5),  # five blocks: three copies of the critical packets
+        (5 * 168 + 3 * 100 - 1, 100, 100, 4),
+        (10**12, 4, 0, 65535),  # never more than a PAR2 set can number
+    ],
+)
+def test_estimate_recovery_blocks(size: int, slice_size: int, critical: int, blocks: int) -> None:
+    assert estimate_recovery_blocks(size, slice_size, critical) == blocks

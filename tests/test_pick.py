@@ -201,6 +201,16 @@ CASES: list[tuple[str, list[tuple[str, float]], str, list[str], list[str], bool]
         True,
     ),
     (
+        # Random extensions say no more than none; only the content can tell.
+        "obfuscated-random-extensions",
+        [(name, 100.0) for name in ("a8f3e1c9.x7q", "5feceb66.ffc", "6b86b273.fz3", "Qw3.bk")]
+        + [("x7Kq2.Mv9", 0.05)],
+        "unknown",
+        [],
+        [],
+        True,
+    ),
+    (
         "obfuscated-with-named-par2",
         [(hexname(str(i)), 100.0) for i in range(5)]
         + [(f"{hexname('p')}.par2", 0.05), (f"{hexname('p')}.vol00+03.par2", 15)],
