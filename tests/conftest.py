@@ -13,6 +13,7 @@ pytest_plugins: list[str] = [
     "tests.support.fake_nntp",
     "tests.support.fake_tmdb",
     "tests.support.inn2",
+    "tests.support.media",
 ]
 
 
