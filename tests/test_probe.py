@@ -105,7 +105,8 @@ def movies(tmp_path_factory: pytest.TempPathFactory) -> Movies:
     _ffmpeg(*VIDEO_IN, *AUDIO_IN, *X264, "-c:a", "aac", "-f", "mpegts", str(root / "movie.ts"))
     if {"libvpx-vp9", "libopus"} <= encoders:
         _ffmpeg(*VIDEO_IN, *AUDIO_IN, "-c:v", "libvpx-vp9", "-deadline", "realtime",
-                "-cpu-used", "8", "-c:a", "libopus", str(root / "vp9-opus.webm"))  # fmt: skip
+                "-cpu-used", "8", "-pix_fmt", "yuv420p", "-c:a", "libopus",
+                str(root / "vp9-opus.webm"))  # fmt: skip
     if "libx265" in encoders:
         _ffmpeg(
             *VIDEO_IN, "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
@@ -196,7 +197,8 @@ async def test_mkv_with_ac3_and_a_tagged_srt(movies: Movies) -> None:
 
     chosen = plan(info, "firefox")
     assert chosen.kind == "remux_audio"
-    assert "MKV with H.264 + AC3: video is copied, audio becomes AAC" in chosen.reason
+    assert chosen.reason.startswith("MKV with H.264 + AC3: ")
+    assert "converting sound: AC3 → AAC" in chosen.reasons
     assert [(t.index, t.convertible) for t in chosen.subtitles] == [(2, True)]
 
 
