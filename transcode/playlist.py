@@ -77,9 +77,11 @@ def uniform_cuts(
     position = start
     n = 0
     while True:
-        position += first_targets[n] if n < len(first_targets) else target
+        length = first_targets[n] if n < len(first_targets) else target
+        position += length
         n += 1
-        if position >= end - EPSILON:
+        # As in build_segments: a last piece under half a segment joins the one before.
+        if end - position < min(length, target) / 2:
             return tuple(cuts)
         cuts.append(position)
 
