@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.support.processes import children_named
 from transcode.compat import plan
 from transcode.probe import (
     MediaInfo,
@@ -362,20 +363,7 @@ async def test_http_404_is_a_probe_error(file_server: FileServer) -> None:
 
 
 def _ffprobe_children() -> list[int]:
-    """ffprobe processes whose parent is this test process (zombies included)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path("/proc", entry, "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if ppid == os.getpid() and comm == "ffprobe":
-            found.append(int(entry))
-    return found
+    return children_named("ffprobe")
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ class HlsOutput:
     audio_channels: int = 2
     audio_bitrate: str = "192k"  # stereo; 5.1 gets twice that
     video_tag: str | None = None  # "hvc1" for copied HEVC
+    audio_codec: str | None = None  # of the source's audio, where it is copied
     tonemap: bool = False
     burn_subtitle: int | None = None  # stream index of an image subtitle to draw in
     encoder: VideoEncoder = field(default_factory=VideoEncoder)
@@ -76,6 +77,7 @@ class HlsOutput:
             copy_audio=plan.audio_action == "copy",
             audio_channels=plan.audio_channels or 2,
             video_tag=plan.video_tag if copy_video else None,
+            audio_codec=plan.audio_codec,
             tonemap=plan.tonemap and not copy_video,
             burn_subtitle=burn_subtitle,
             encoder=encoder or VideoEncoder(),
@@ -175,6 +177,10 @@ def _stream_args(
         args += ["-map", f"0:{output.audio_stream}"]
         if output.copy_audio:
             args += ["-c:a", "copy"]
+            if output.audio_codec == "aac":
+                # ADTS AAC (from MPEG-TS) must be repacked for MP4, and the HLS muxer turns
+                # off ffmpeg's automatic bitstream filters for fMP4.
+                args += ["-bsf:a", "aac_adtstoasc"]
         else:
             surround = output.audio_channels >= 6
             rate = output.audio_bitrate

@@ -228,6 +228,8 @@ class HlsSession:
             if run.pieces and path.exists():
                 self._init = path.read_bytes()
                 break
+            if not run.alive and not run.refresh():
+                self._raise_for(run, run.first)
             await self._wait_change(run)
         return self._init
 
@@ -361,10 +363,16 @@ class HlsSession:
     def _raise_for(self, run: _Run, index: int) -> None:
         process = run.process
         if process is not None and process.returncode not in (0, None):
-            detail = ProcessError(process.argv, process.returncode, process.stderr_tail)
-            raise HlsError(f"the stream failed at segment {index}: {detail}")
+            failure = ProcessError(process.argv, process.returncode, process.stderr_tail)
+            raise HlsError(f"the stream failed at segment {index}: {failure}")
         if run.ended or (process is not None and process.returncode == 0):
-            raise HlsError(f"ffmpeg ended before segment {index}")
+            reached = run.pieces[-1].start + run.pieces[-1].duration if run.pieces else run.start
+            said = process.stderr_tail.strip().splitlines()[-1:] if process is not None else []
+            detail = f" ({said[0].strip()})" if said else ""
+            raise HlsError(
+                f"the film could not be read past {reached:.1f} s, before segment {index}: "
+                f"damaged or missing data{detail}"
+            )
         raise HlsError(f"ffmpeg stopped before segment {index}")
 
     # -- mapping ffmpeg's pieces to playlist segments --------------------------------------
@@ -397,9 +405,11 @@ class HlsSession:
         last = index == len(self.segments) - 1
         end = segment.end
         inside = [p for p in run.pieces if segment.start - EPSILON <= p.start < end - EPSILON]
-        complete = (
-            any(p.start >= end - EPSILON for p in run.pieces) or (run.ended and bool(inside))
-        ) or (last and run.ended)
+        # A listed piece is finished: one that reaches the segment's end completes it. A run
+        # that ended short of it (a damaged or missing stretch) does not, except at the end.
+        complete = any(p.start + p.duration >= end - EPSILON for p in run.pieces) or (
+            run.ended and last
+        )
         if not complete or not inside:
             return None
         return inside
