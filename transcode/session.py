@@ -49,7 +49,7 @@ from transcode.process import Process, ProcessError
 
 log = logging.getLogger(__name__)
 
-POLL = 0.05  # seconds between looks at ffmpeg's playlist while a run is going
+POLL = 0.02  # seconds between looks at ffmpeg's playlist while a run is going
 MAX_AHEAD = 3  # segments a request may be beyond the run's progress and still wait
 BUFFER_AHEAD = 60.0  # seconds of film a run may produce beyond the player before pausing
 KEEP_BEHIND = 2  # segments kept behind the player's last request (a short seek back)
