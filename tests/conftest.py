@@ -15,6 +15,7 @@ pytest_plugins: list[str] = [  # a module before those that import it
     "tests.support.fake_newznab",
     "tests.support.fake_tmdb",
     "tests.support.inn2",
+    "tests.support.media",
     "tests.support.app",
     "tests.support.world",
     "tests.support.site",

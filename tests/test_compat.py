@@ -80,53 +80,59 @@ CASES: list[tuple[str, dict[str, Any] | None, str | None, BrowserFamily, str, li
     ("mp4", AV1, "opus", "firefox", "direct", []),
     ("mp4", VP9, "opus", "chrome", "direct", []),
     # WebM
-    ("webm", VP9, "opus", "chrome", "direct", ["WebM with VP9 + Opus: plays directly"]),
+    ("webm", VP9, "opus", "chrome", "direct", ["WebM with VP9 + Opus: plays directly in Chrome"]),
     ("webm", VP8, "vorbis", "firefox", "direct", ["WebM with VP8 + Vorbis"]),
     ("webm", AV1, "opus", "chrome", "direct", []),
-    ("webm", VP9, "opus", "safari", "transcode", ["Safari cannot play VP9", "audio becomes AAC"]),
+    ("webm", VP9, "opus", "safari", "transcode", ["Safari cannot play VP9",
+     "converting sound: Opus → AAC"]),
     ("webm", VP9, "opus", "generic", "transcode", ["this browser cannot play VP9"]),
     # Remux: playable streams in a container the browser does not open
     ("matroska", H264, "aac", "chrome", "remux",
-     ["MKV with H.264 + AAC: video and audio are copied into HLS",
-      "Chrome does not play MKV files directly"]),
+     ["MKV with H.264 + AAC: Chrome does not play MKV files directly: video and sound copied"]),
     ("mpegts", H264, "aac", "firefox", "remux", ["MPEG-TS with H.264 + AAC"]),
     ("avi", H264, "mp3", "chrome", "remux", ["AVI with H.264 + MP3"]),
-    ("matroska", H264, None, "chrome", "remux", ["no audio: video is copied into HLS"]),
+    ("matroska", H264, None, "chrome", "remux",
+     ["no audio: Chrome does not play MKV files directly: video copied"]),
     ("matroska", HEVC, "aac", "safari", "remux", ["MKV with HEVC 10-bit + AAC"]),
     ("matroska", HEVC, "eac3", "safari", "remux", ["HEVC 10-bit + E-AC3"]),
-    ("mp4", HEVC_HEV1, "aac", "safari", "remux", ["Safari needs HEVC tagged hvc1"]),
+    ("mp4", HEVC_HEV1, "aac", "safari", "remux",
+     ["Safari cannot play HEVC 10-bit from a MP4 file"]),
     ("matroska", AV1, "aac", "firefox", "remux", []),
     # Remux with the audio made AAC
     ("matroska", H264, "ac3", "firefox", "remux_audio",
-     ["MKV with H.264 + AC3: video is copied, audio becomes AAC", "Firefox cannot play AC3"]),
+     ["MKV with H.264 + AC3: Firefox does not play MKV files directly: video copied",
+      "converting sound: AC3 → AAC"]),
     ("matroska", H264, "eac3", "chrome", "remux_audio",
-     ["audio becomes AAC (Chrome cannot play E-AC3)"]),
-    ("matroska", H264, "dts", "chrome", "remux_audio", ["H.264 + DTS: video is copied"]),
+     ["converting sound: E-AC3 → AAC"]),
+    ("matroska", H264, "dts", "chrome", "remux_audio",
+     ["H.264 + DTS: Chrome does not play MKV", "DTS → AAC"]),
     ("matroska", H264, "truehd", "chrome", "remux_audio", ["TrueHD"]),
     ("matroska", H264, "flac", "chrome", "remux_audio", ["FLAC"]),
     ("matroska", H264, "pcm_s24le", "chrome", "remux_audio", ["H.264 + PCM"]),
-    ("mp4", H264, "ac3", "chrome", "remux_audio", ["MP4 with H.264 + AC3: video is copied"]),
-    ("mp4", H264, "eac3", "generic", "remux_audio", ["this browser cannot play E-AC3"]),
+    ("mp4", H264, "ac3", "chrome", "remux_audio",
+     ["MP4 with H.264 + AC3: Chrome cannot play AC3 sound"]),
+    ("mp4", H264, "eac3", "generic", "remux_audio", ["this browser cannot play E-AC3 sound"]),
     ("mpegts", H264, "mp2", "chrome", "remux_audio", ["MP2"]),
     ("matroska", H264, "opus", "chrome", "remux_audio", []),
     # Transcode: the video itself does not play
     ("matroska", HEVC, "aac", "chrome", "transcode",
-     ["video is transcoded to H.264 (Chrome cannot play HEVC)", "audio is copied"]),
+     ["converting video: HEVC 10-bit → H.264 (Chrome cannot play HEVC)", "sound copied"]),
     ("mp4", HEVC_HVC1, "aac", "firefox", "transcode", ["Firefox cannot play HEVC"]),
     ("matroska", HEVC_HDR, "eac3", "chrome", "transcode",
-     ["HEVC 10-bit HDR10 + E-AC3", "HDR is tone-mapped to SDR", "audio becomes AAC"]),
+     ["HEVC 10-bit HDR10 + E-AC3", "HDR is tone-mapped to SDR", "E-AC3 → AAC"]),
     ("mp4", H264_10, "aac", "chrome", "transcode",
      ["MP4 with H.264 10-bit + AAC", "10-bit H.264 does not play in browsers"]),
     ("matroska", H264_10, "aac", "safari", "transcode", ["10-bit H.264"]),
-    ("mp4", H264_444, "aac", "chrome", "transcode", ["4:4:4 H.264 does not play in browsers"]),
+    ("mp4", H264_444, "aac", "chrome", "transcode", ["H.264 4:4:4 does not play in browsers"]),
     ("mpegts", MPEG2, "ac3", "chrome", "transcode",
-     ["MPEG-TS with MPEG-2 + AC3", "Chrome cannot play MPEG-2", "audio becomes AAC"]),
-    ("mpegts", MPEG2, "ac3", "safari", "transcode", ["audio is copied"]),
-    ("avi", XVID, "mp3", "firefox", "transcode", ["AVI with XviD + MP3", "audio is copied"]),
+     ["MPEG-TS with MPEG-2 + AC3", "MPEG-2 does not play in browsers", "AC3 → AAC"]),
+    ("mpegts", MPEG2, "ac3", "safari", "transcode", ["sound copied"]),
+    ("avi", XVID, "mp3", "firefox", "transcode",
+     ["AVI with XviD + MP3", "XviD → H.264", "sound copied"]),
     ("asf", VC1, "wmav2", "chrome", "transcode", ["WMV with VC-1 + WMA"]),
-    ("matroska", VP9, "ac3", "chrome", "transcode", ["VP9 is only played from MP4 or WebM"]),
+    ("matroska", VP9, "ac3", "chrome", "remux_audio", ["VP9 + AC3", "video copied"]),
     ("mp4", VP9, "aac", "safari", "transcode", ["Safari cannot play VP9"]),
-    ("mp4", AV1, "aac", "safari", "transcode", ["Safari cannot play AV1"]),
+    ("mp4", AV1, "aac", "safari", "transcode", ["Safari cannot play AV1 10-bit"]),
     ("matroska", HEVC, "dts", "generic", "transcode", ["this browser cannot play HEVC"]),
     # Audio only
     ("mp4", None, "aac", "chrome", "direct", ["MP4 with AAC audio only"]),
@@ -151,7 +157,7 @@ def test_plans(
     assert result.kind == kind, result.reason
     for fragment in fragments:
         assert fragment in result.reason
-    assert result.browser == browser
+    assert result.browser == {"generic": "this browser"}.get(browser, browser.capitalize())
     assert result.hls == (kind != "direct")
     if kind == "direct":
         assert result.content_type == ("video/webm" if container == "webm" else "video/mp4")
@@ -256,6 +262,7 @@ def test_choosing_a_second_audio_track_needs_hls() -> None:
     german = plan(info, "chrome", language="de")
     assert (german.kind, german.audio_stream) == ("remux", 2)
     assert "to select audio track 2 (ger)" in german.reason
+    assert german.reasons == ("to select audio track 2 (ger): video and sound copied into HLS",)
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,12 @@
-"""What a browser can play: from ``MediaInfo`` to a ``PlaybackPlan`` (pure, no I/O).
+"""What a browser can play: from ``MediaInfo`` and the browser's measured ``Capabilities`` to
+a ``PlaybackPlan`` (pure, no I/O).
 
 In order of preference: ``direct`` (the file as it is, over byte ranges), ``remux``
 (both streams copied into HLS), ``remux_audio`` (video copied, audio re-encoded to AAC)
 and ``transcode`` (video re-encoded to 8-bit H.264: the last resort, it costs a CPU).
-The rules are deliberately conservative: a plan that plays beats a plan that might.
+The decision follows what the player measured (``transcode.capabilities``); callers without
+a measurement pass a User-Agent family, whose assumed capabilities keep the older rules.
+``estimate`` answers the same question from a release title's codec names, for the ranking.
 """
 
 from __future__ import annotations
@@ -13,33 +16,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from transcode.capabilities import BrowserFamily, Capabilities, for_family
 from transcode.probe import MediaInfo, Stream
 
-BrowserFamily = Literal["chrome", "firefox", "safari", "generic"]
+__all__ = ["BrowserFamily", "Capabilities"]
+
 PlanKind = Literal["direct", "remux", "remux_audio", "transcode"]
 StreamAction = Literal["copy", "transcode"]
 
 HLS_CONTENT_TYPE = "application/vnd.apple.mpegurl"
-TARGET_VIDEO = "h264"  # what a transcode produces: 8-bit 4:2:0 H.264
+TARGET_VIDEO = "h264"  # what a transcode produces: 8-bit 4:2:0 H.264 High
 TARGET_AUDIO = "aac"
-
-# Audio a browser plays inside MP4/MOV.
-_MP4_AUDIO: dict[BrowserFamily, frozenset[str]] = {
-    "chrome": frozenset({"aac", "mp3", "opus", "flac"}),
-    "firefox": frozenset({"aac", "mp3", "opus", "flac"}),
-    "safari": frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac"}),
-    "generic": frozenset({"aac", "mp3"}),
-}
-# Audio that can be copied into HLS segments (hls.js on MSE, or Safari's own player).
-_HLS_AUDIO: dict[BrowserFamily, frozenset[str]] = {
-    "chrome": frozenset({"aac", "mp3"}),
-    "firefox": frozenset({"aac", "mp3"}),
-    "safari": frozenset({"aac", "mp3", "ac3", "eac3"}),
-    "generic": frozenset({"aac", "mp3"}),
-}
-_WEBM_VIDEO = frozenset({"vp8", "vp9", "av1"})
-_WEBM_AUDIO = frozenset({"opus", "vorbis"})
-_WEBM_BROWSERS: frozenset[BrowserFamily] = frozenset({"chrome", "firefox"})
+# Audio copied into fMP4 segments when the browser takes it there. Opus and FLAC in MP4 are
+# still experimental in ffmpeg 5.1's muxer, so they become AAC like the rest.
+SEGMENT_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3"})
+_FILE_CONTAINERS = {"mp4": "mp4", "mov": "mp4", "webm": "webm", "matroska": "mkv"}
 
 TEXT_SUBTITLES = frozenset(
     {
@@ -66,12 +57,6 @@ IMAGE_SUBTITLES = frozenset(
     {"hdmv_pgs_subtitle", "dvd_subtitle", "dvb_subtitle", "xsub", "dvb_teletext"}
 )
 
-_BROWSER_NAMES: dict[BrowserFamily, str] = {
-    "chrome": "Chrome",
-    "firefox": "Firefox",
-    "safari": "Safari",
-    "generic": "this browser",
-}
 _CONTAINER_NAMES = {
     "matroska": "MKV",
     "webm": "WebM",
@@ -137,8 +122,9 @@ class PlaybackPlan:
     """How one browser gets to play one file, and why."""
 
     kind: PlanKind
-    reason: str  # for people: "MKV with H.264 + AC3: video is copied, audio becomes AAC"
-    browser: BrowserFamily
+    reasons: tuple[str, ...]  # for people: ("converting sound: AC3 → AAC",)
+    description: str  # the file, for people: "MKV with H.264 + AC3"
+    browser: str  # the browser's name in the reasons ("this browser" when measured)
     container: str
     content_type: str  # of what the browser is given: the file itself or an HLS playlist
     video_stream: int | None  # ffprobe stream indexes of the chosen streams
@@ -147,7 +133,8 @@ class PlaybackPlan:
     audio_action: StreamAction | None
     video_codec: str | None  # what the browser receives
     audio_codec: str | None
-    video_tag: str | None = None  # a codec tag the output must carry ("hvc1" for Safari)
+    video_tag: str | None = None  # the codec tag the output must carry ("hvc1", "hev1")
+    audio_channels: int | None = None  # of re-encoded audio: 2, or 6 where 5.1 is kept
     tonemap: bool = False  # HDR video being transcoded: map it to SDR
     subtitles: tuple[SubtitleTrack, ...] = ()
     default_subtitle: int | None = None  # stream index of a track to show from the start
@@ -157,74 +144,91 @@ class PlaybackPlan:
         return self.kind != "direct"
 
     @property
+    def reason(self) -> str:
+        """One sentence: the file, then what happens to it."""
+        return f"{self.description}: {'; '.join(self.reasons)}"
+
+    @property
     def text_subtitles(self) -> tuple[SubtitleTrack, ...]:
         return tuple(t for t in self.subtitles if t.convertible)
+
+    @property
+    def image_subtitles(self) -> tuple[SubtitleTrack, ...]:
+        """PGS, VobSub...: shown only by burning them into a transcode, on request."""
+        return tuple(t for t in self.subtitles if not t.convertible)
 
 
 # -- the decision --------------------------------------------------------------------------
 
 
 def plan(
-    info: MediaInfo, browser: BrowserFamily = "chrome", *, language: str | None = None
+    info: MediaInfo,
+    browser: Capabilities | BrowserFamily = "chrome",
+    *,
+    language: str | None = None,
 ) -> PlaybackPlan:
-    """Decide how ``browser`` plays ``info``; ``language`` (ISO 639-1 or -2) picks audio."""
+    """Decide how a browser plays ``info``: ``browser`` is its measured ``Capabilities`` (or a
+    User-Agent family for callers without them); ``language`` (ISO 639-1 or -2) picks audio."""
+    caps = browser if isinstance(browser, Capabilities) else for_family(browser)
     video = info.video
     audio = choose_audio(info.audio_streams, language)
     if video is None and audio is None:
         raise NothingToPlay(f"{_container_name(info.container)} file has no video or audio")
     subtitles = subtitle_tracks(info)
-    described = _describe(info, video, audio)
-    browser_name = _BROWSER_NAMES[browser]
+    vkey = video_key(video) if video is not None else None
     video_action: StreamAction | None = "copy" if video is not None else None
     audio_action: StreamAction | None = "copy" if audio is not None else None
     video_codec = video.codec if video is not None else None
     audio_codec = audio.codec if audio is not None else None
     video_tag: str | None = None
+    audio_channels: int | None = None
     tonemap = False
     content_type = HLS_CONTENT_TYPE
+    reasons: list[str] = []
 
-    blocker = _direct_blocker(info, video, audio, browser)
-    video_problem = _hls_video_problem(video, browser)
-    audio_copy = audio is None or audio.codec in _HLS_AUDIO[browser]
-    audio_phrase = _audio_phrase(audio, audio_copy, browser_name)
-    if not audio_copy:
-        audio_action, audio_codec = "transcode", TARGET_AUDIO
+    blocker = _direct_blocker(info, video, audio, caps)
+    video_problem, segment_tag = _segment_video(video, vkey, caps)
+    audio_copy = audio is None or (audio.codec in SEGMENT_AUDIO and caps.segment_codec(audio.codec))
     kind: PlanKind
     if blocker is None:
         kind = "direct"
-        reason = f"{described}: plays directly in {browser_name}"
+        reasons.append(f"plays directly in {caps.name}")
         content_type = "video/webm" if info.container == "webm" else "video/mp4"
-        audio_action = "copy" if audio is not None else None
-        audio_codec = audio.codec if audio is not None else None
-    elif video_problem is None:
-        if video is not None and video.codec == "hevc":
-            video_tag = "hvc1"  # Safari's player insists on it
-        if audio_copy:
-            kind = "remux"
-            copied = {
-                (True, True): "video and audio are",
-                (True, False): "video is",
-                (False, True): "audio is",
-            }[(video is not None, audio is not None)]
-            reason = f"{described}: {copied} copied into HLS ({blocker})"
-        else:
-            kind = "remux_audio"
-            head = "video is copied, " if video is not None else ""
-            reason = f"{described}: {head}{audio_phrase}"
     else:
-        assert video is not None  # only a video stream can have a video problem
-        kind = "transcode"
-        video_action, video_codec = "transcode", TARGET_VIDEO
-        tonemap = video.hdr is not None
-        reason = f"{described}: video is transcoded to H.264 ({video_problem})"
-        if tonemap:
-            reason += ", HDR is tone-mapped to SDR"
-        if audio is not None:
-            reason += f"; {audio_phrase}"
+        if not audio_copy:
+            assert audio is not None
+            audio_action, audio_codec = "transcode", TARGET_AUDIO
+            audio_channels = 6 if caps.surround and (audio.channels or 2) >= 6 else 2
+        if video_problem is None:
+            video_tag = segment_tag
+            kind = "remux" if audio_copy else "remux_audio"
+            copied = [
+                n for n, s in (("video", video), ("sound", audio if audio_copy else None)) if s
+            ]
+            reasons.append(
+                f"{blocker}: {' and '.join(copied)} copied into HLS" if copied else blocker
+            )
+        else:
+            assert video is not None  # only a video stream can have a video problem
+            kind = "transcode"
+            video_action, video_codec = "transcode", TARGET_VIDEO
+            tonemap = video.hdr is not None
+            reasons.append(f"converting video: {_video_label(video)} → H.264 ({video_problem})")
+            if tonemap:
+                reasons.append("HDR is tone-mapped to SDR")
+            if audio is not None and audio_copy:
+                reasons.append("sound copied")
+        if not audio_copy:
+            assert audio is not None
+            layout = " 5.1" if audio_channels == 6 else ""
+            reasons.append(f"converting sound: {_codec_name(audio)} → AAC{layout}")
+        if not caps.hls:
+            reasons.append(f"{caps.name} reported no HLS support: this may not play")
     return PlaybackPlan(
         kind=kind,
-        reason=reason,
-        browser=browser,
+        reasons=tuple(reasons),
+        description=_describe(info, video, audio),
+        browser=caps.name,
         container=info.container,
         content_type=content_type,
         video_stream=video.index if video is not None else None,
@@ -234,32 +238,68 @@ def plan(
         video_codec=video_codec,
         audio_codec=audio_codec,
         video_tag=video_tag,
+        audio_channels=audio_channels,
         tonemap=tonemap,
         subtitles=subtitles,
         default_subtitle=choose_subtitle(subtitles, audio, language),
     )
 
 
+def video_key(video: Stream) -> str | None:
+    """The capability key of a video stream (``transcode.capabilities.VIDEO_KEYS``), with
+    HEVC tagged as the file tags it (hvc1 when the container has no tag); None for what no
+    browser plays (MPEG-4 Part 2, 4:2:2 H.264, VC-1...)."""
+    depth = video.bit_depth or 8
+    chroma = video.chroma
+    if chroma not in (None, "4:2:0"):
+        return None
+    codec = video.codec
+    if codec == "h264":
+        profile = (video.profile or "High").lower()
+        if depth > 10 or _H264_NEVER.search(profile):
+            return None
+        if depth > 8 or "10" in profile:
+            return "h264_high10"
+        if "baseline" in profile:
+            return "h264_baseline"
+        return "h264_main" if profile == "main" else "h264_high"
+    if codec == "hevc":
+        if depth > 10:
+            return None
+        main = "main10" if depth > 8 or "10" in (video.profile or "") else "main"
+        tag = "hev1" if (video.codec_tag or "").lower() == "hev1" else "hvc1"
+        return f"hevc_{main}_{tag}"
+    if codec in ("av1", "vp9"):
+        return codec if depth <= 8 else f"{codec}_10"
+    if codec == "vp8":
+        return "vp8"
+    return None
+
+
+_H264_NEVER = re.compile(r"4:2:2|4:4:4|422|444")
+
+
 def _direct_blocker(
-    info: MediaInfo, video: Stream | None, audio: Stream | None, browser: BrowserFamily
+    info: MediaInfo, video: Stream | None, audio: Stream | None, caps: Capabilities
 ) -> str | None:
     """Why the file cannot be handed to the browser as it is; None when it can."""
-    name = _BROWSER_NAMES[browser]
-    container = info.container
-    if container in ("mp4", "mov"):
-        if video is not None:
-            problem = _mp4_video_problem(video, browser)
-            if problem is not None:
-                return problem
-        if audio is not None and audio.codec not in _MP4_AUDIO[browser]:
-            return f"{name} cannot play {_codec_name(audio)} audio"
-    elif container == "webm" and browser in _WEBM_BROWSERS:
-        if video is not None and video.codec not in _WEBM_VIDEO:
-            return f"{_codec_name(video)} is not a WebM codec"
-        if audio is not None and audio.codec not in _WEBM_AUDIO:
-            return f"{_codec_name(audio)} is not a WebM codec"
-    else:
-        return f"{name} does not play {_container_name(container)} files directly"
+    container = _FILE_CONTAINERS.get(info.container)
+    name = _container_name(info.container)
+    if container is None or container not in caps.containers:
+        return f"{caps.name} does not play {name} files directly"
+    if video is not None:
+        key = video_key(video)
+        if key is not None and video.codec == "hevc" and info.container == "matroska":
+            # Matroska has no codec tag: either spelling of HEVC will do.
+            key = key if caps.file_codec(key) else _other_hevc_tag(key)
+        if key is None or not caps.file_codec(key):
+            return f"{caps.name} cannot play {_video_label(video)} from a {name} file"
+    if audio is not None and not caps.file_codec(audio.codec):
+        return f"{caps.name} cannot play {_codec_name(audio)} sound from a {name} file"
+    if container == "webm" and not all(
+        s.codec in ("vp8", "vp9", "av1", "opus", "vorbis") for s in (video, audio) if s is not None
+    ):
+        return "WebM holds only VP8, VP9, AV1, Opus and Vorbis"
     # A browser plays the first track of each kind; anything else needs HLS to select it.
     videos, audios = info.video_streams, info.audio_streams
     if video is not None and video.index != videos[0].index:
@@ -270,63 +310,87 @@ def _direct_blocker(
     return None
 
 
-def _mp4_video_problem(video: Stream, browser: BrowserFamily) -> str | None:
-    if video.codec == "vp9":
-        return None if browser in _WEBM_BROWSERS else f"{_BROWSER_NAMES[browser]} cannot play VP9"
-    problem = _hls_video_problem(video, browser)
-    if problem is not None:
-        return problem
-    if video.codec == "hevc" and (video.codec_tag or "").lower() != "hvc1":
-        # Safari only plays HEVC in MP4 tagged hvc1; a remux retags it.
-        return "Safari needs HEVC tagged hvc1"
-    return None
+def _other_hevc_tag(key: str) -> str:
+    return key[:-4] + ("hev1" if key.endswith("hvc1") else "hvc1")
 
 
-def _hls_video_problem(video: Stream | None, browser: BrowserFamily) -> str | None:
-    """Why ``video`` cannot be copied as it is for ``browser``; None when it can.
-
-    MP4 direct play accepts the same codecs plus VP9 (checked by the caller)."""
+def _segment_video(
+    video: Stream | None, key: str | None, caps: Capabilities
+) -> tuple[str | None, str | None]:
+    """(why ``video`` cannot be copied into fMP4 segments or None, the tag to give HEVC)."""
     if video is None:
-        return None
-    name = _BROWSER_NAMES[browser]
-    codec = video.codec
-    if codec == "h264":
-        return _h264_problem(video)
-    if codec == "hevc":
-        if browser != "safari":
-            return f"{name} cannot play HEVC"
-        chroma = video.chroma
-        if chroma not in (None, "4:2:0"):
-            return f"{chroma} HEVC does not play in browsers"
-        return None
-    if codec == "av1":
-        return None if browser in ("chrome", "firefox") else f"{name} cannot play AV1"
-    if codec == "vp9" and browser in _WEBM_BROWSERS:
-        return "VP9 is only played from MP4 or WebM files"
-    return f"{name} cannot play {_codec_name(video)}"
+        return None, None
+    if key is None:
+        return f"{_video_label(video)} does not play in browsers", None
+    if video.codec == "hevc":
+        # A remux may retag HEVC: hvc1 where the browser takes it (Safari needs it), else hev1.
+        for candidate in (key, _other_hevc_tag(key)):
+            if caps.segment_codec(candidate) and candidate.endswith("hvc1"):
+                return None, "hvc1"
+        for candidate in (key, _other_hevc_tag(key)):
+            if caps.segment_codec(candidate):
+                return None, candidate[-4:]
+        return f"{caps.name} cannot play HEVC", None
+    if key == "vp8":
+        return "VP8 does not go into HLS", None
+    if not caps.segment_codec(key):
+        if key == "h264_high10":
+            return "10-bit H.264 does not play in browsers", None
+        return f"{caps.name} cannot play {_video_label(video)}", None
+    return None, None
 
 
-_H264_HIGH_PROFILES = re.compile(r"10|4:2:2|4:4:4", re.IGNORECASE)
+# -- from a release title ------------------------------------------------------------------
+
+_TITLE_VIDEO = {
+    "h264": "h264", "h.264": "h264", "x264": "h264", "avc": "h264",
+    "hevc": "hevc", "h265": "hevc", "h.265": "hevc", "x265": "hevc",
+    "av1": "av1", "vp9": "vp9", "xvid": "mpeg4", "divx": "mpeg4", "mpeg4": "mpeg4",
+    "vc-1": "vc1", "vc1": "vc1", "mpeg-2": "mpeg2video", "mpeg2": "mpeg2video",
+}  # fmt: skip
+_TITLE_AUDIO = {
+    "aac": "aac", "mp3": "mp3", "ac3": "ac3", "dd": "ac3", "dd5.1": "ac3",
+    "eac3": "eac3", "e-ac3": "eac3", "ddp": "eac3", "dd+": "eac3", "ddp5.1": "eac3",
+    "dts": "dts", "dts-hd": "dts", "dts-hd ma": "dts", "dts-x": "dts",
+    "truehd": "truehd", "atmos": "truehd", "flac": "flac", "opus": "opus",
+}  # fmt: skip
+_TITLE_CONTAINER = {"mkv": "matroska", "mp4": "mp4", "m4v": "mp4", "avi": "avi", "webm": "webm"}
 
 
-def _h264_problem(video: Stream) -> str | None:
-    depth = video.bit_depth
-    if depth is not None and depth > 8:
-        return f"{depth}-bit H.264 does not play in browsers"
-    chroma = video.chroma
-    if chroma not in (None, "4:2:0"):
-        return f"{chroma} H.264 does not play in browsers"
-    if video.profile and _H264_HIGH_PROFILES.search(video.profile):
-        return f"H.264 {video.profile} does not play in browsers"
-    return None
-
-
-def _audio_phrase(audio: Stream | None, copy: bool, browser_name: str) -> str:
-    if audio is None:
-        return "there is no audio"
-    if copy:
-        return "audio is copied"
-    return f"audio becomes AAC ({browser_name} cannot play {_codec_name(audio)})"
+def estimate(
+    video_codec: str | None,
+    audio_codec: str | None,
+    container: str | None,
+    browser: Capabilities | BrowserFamily = "chrome",
+    *,
+    bit_depth: int | None = None,
+) -> PlaybackPlan:
+    """The plan for a release known only by its title: codec names as titles spell them
+    ("x265", "HEVC", "DDP5.1", "DTS-HD MA", "XviD"), a container ("mkv"; None assumes MKV,
+    what most releases are) and "10bit" as ``bit_depth``. Unknown names are taken as they are,
+    so an odd codec plans as unplayable rather than as playing. Cheap: no I/O, no ffprobe."""
+    vcodec = _TITLE_VIDEO.get((video_codec or "h264").strip().lower(), (video_codec or "").lower())
+    streams = [
+        Stream(
+            index=0,
+            kind="video",
+            codec=vcodec,
+            profile="Main 10" if vcodec == "hevc" and (bit_depth or 8) > 8 else None,
+            bit_depth=bit_depth,
+        )
+    ]
+    if audio_codec is not None:
+        acodec = _TITLE_AUDIO.get(audio_codec.strip().lower(), audio_codec.strip().lower())
+        streams.append(Stream(index=1, kind="audio", codec=acodec, channels=6))
+    info = MediaInfo(
+        container=_TITLE_CONTAINER.get((container or "mkv").strip(".").lower(), "unknown"),
+        format_name=container or "matroska",
+        duration=None,
+        bit_rate=None,
+        size=None,
+        streams=tuple(streams),
+    )
+    return plan(info, browser)
 
 
 # -- choosing tracks -----------------------------------------------------------------------

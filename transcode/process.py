@@ -282,6 +282,14 @@ class Process:
         # goes on and this coroutine still raises CancelledError.
         await asyncio.shield(self._reap(proc))
 
+    def pause(self) -> None:
+        """Stop the child (SIGSTOP) without ending it: an HLS run far enough ahead of its
+        player waits instead of filling the disk. ``kill`` still works on a paused child."""
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
     async def _wait_exit(self, proc: asyncio.subprocess.Process) -> None:
         await proc.wait()
         # Whatever the child left behind in its group would hold the pipes open.

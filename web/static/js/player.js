@@ -3,6 +3,7 @@
 // keyboard shortcuts of most players and a buffering sign while a seek waits for the download.
 
 import { api, ApiError } from "./api.js";
+import { probeCapabilities } from "./capabilities.js";
 import { STATUS, clock } from "./format.js";
 
 const SAVE_EVERY = 5000;
@@ -25,6 +26,8 @@ let lastSaved = null;
 let reloads = 0;
 let hadMetadata = false;
 let osdTimer = null;
+// What this browser plays, measured once; the server plans the stream from it.
+const capabilities = JSON.stringify(probeCapabilities());
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -59,7 +62,8 @@ function osd(text) {
 async function streamInfo() {
   for (;;) {
     try {
-      const stream = await api(`/movies/${encodeURIComponent(jobId)}/stream`);
+      const query = `?capabilities=${encodeURIComponent(capabilities)}`;
+      const stream = await api(`/movies/${encodeURIComponent(jobId)}/stream${query}`);
       showError("");
       return stream;
     } catch (error) {
