@@ -28,7 +28,7 @@ from typing import Literal
 import sabctools
 
 from nntp.connection import NntpConnection, ServerSpec
-from nntp.errors import AuthError, NntpError
+from nntp.errors import ArticleMissing, AuthError, NntpError, TemporaryError, reply_class
 from nntp.names import names_a_media_part
 from nntp.nzb import Nzb, NzbFile
 from nntp.par2 import Par2Kind, par2_kind_in_name, read_par2_kind
@@ -565,12 +565,14 @@ class Download:
                 self._segment_failed(task, spec.name, "corrupt article (CRC mismatch)")
                 return
             self._segment_done(f, task, r)
-        elif code in (423, 430):
+            return
+        kind = reply_class(code)
+        if kind is ArticleMissing:
             self._segment_failed(task, spec.name, "missing")
-        elif code in (480, 481, 482):
+        elif kind is AuthError:
             self.scheduler.retry_later(task)
             self._give_up_server(spec, f"{spec.name} wants a login: {r.message}")
-        elif 400 <= code < 500:
+        elif kind is TemporaryError:
             task.attempts += 1
             if task.attempts >= MAX_TRANSIENT_ATTEMPTS:
                 self._segment_failed(task, spec.name, r.message or str(code))

@@ -40,14 +40,26 @@ class SegmentsMissing(NntpError):
     """Bytes a reader waited for cannot be had: their segments are missing on every server."""
 
 
-def error_for_reply(code: int, text: str, *, server: str | None = None) -> NntpError:
-    """Map an unexpected reply to its error class (RFC 3977 3.2, RFC 4643 2.3)."""
+def reply_class(code: int) -> type[NntpError] | None:
+    """What a reply code means, as the error class it would raise (RFC 3977 3.2, RFC 4643
+    2.3); None for success (1xx-3xx). The one classification: the connection and the
+    download's pipelined replies both ask it."""
+    if 100 <= code < 400:
+        return None
     if code in (423, 430):
-        return ArticleMissing(text, code=code, server=server)
+        return ArticleMissing
     if code in (480, 481, 482, 483):
-        return AuthError(text, code=code, server=server)
+        return AuthError
     if 400 <= code < 500:
-        return TemporaryError(text, code=code, server=server)
+        return TemporaryError
     if 500 <= code < 600:
-        return PermanentError(text, code=code, server=server)
-    return ProtocolError(f"unexpected reply: {text}", code=code, server=server)
+        return PermanentError
+    return ProtocolError
+
+
+def error_for_reply(code: int, text: str, *, server: str | None = None) -> NntpError:
+    """The error an unexpected reply raises."""
+    cls = reply_class(code)
+    if cls is None or cls is ProtocolError:
+        return ProtocolError(f"unexpected reply: {text}", code=code, server=server)
+    return cls(text, code=code, server=server)

@@ -23,7 +23,6 @@ from server.discovery.indexers import (
     APIKEY_PLACEHOLDER,
     CAPS_TTL,
     CREDENTIALS_REST,
-    MASK,
     SEARCH_TTL,
     Indexers,
     imdb_digits,
@@ -33,6 +32,7 @@ from server.discovery.newznab import ApiLimits, NewznabItem, parse_search
 from server.discovery.releases.ranking import rank
 from server.errors import IndexerError, InvalidInput
 from server.http.errors import status_and_code
+from server.logs import MASK
 from server.store.db import Store, store_context
 from tests.support.fake_newznab import (
     CATALOGUE,

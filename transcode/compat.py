@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from transcode.capabilities import BrowserFamily, Capabilities, for_family
-from transcode.probe import MediaInfo, Stream
+from transcode.probe import WEBM_AUDIO, WEBM_VIDEO, MediaInfo, Stream
 
 __all__ = ["BrowserFamily", "Capabilities"]
 
@@ -297,7 +297,7 @@ def _direct_blocker(
     if audio is not None and not caps.file_codec(audio.codec):
         return f"{caps.name} cannot play {_codec_name(audio)} sound from a {name} file"
     if container == "webm" and not all(
-        s.codec in ("vp8", "vp9", "av1", "opus", "vorbis") for s in (video, audio) if s is not None
+        s.codec in (WEBM_VIDEO | WEBM_AUDIO) for s in (video, audio) if s is not None
     ):
         return "WebM holds only VP8, VP9, AV1, Opus and Vorbis"
     # A browser plays the first track of each kind; anything else needs HLS to select it.

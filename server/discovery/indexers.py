@@ -45,11 +45,13 @@ from server.discovery.newznab import (
     NewznabError,
     NewznabItem,
     SearchResult,
+    imdb_number,
     parse_caps,
     parse_error,
     parse_search,
 )
 from server.errors import IndexerError
+from server.logs import MASK
 from server.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,6 @@ _T = TypeVar("_T")
 
 #: Written in place of the API key inside links taken from an indexer's replies.
 APIKEY_PLACEHOLDER = "{apikey}"
-MASK = "******"
 
 SEARCH_TTL = 15 * 60.0
 CAPS_TTL = 24 * 3600.0
@@ -555,12 +556,8 @@ class Indexers:
 
 def imdb_digits(imdb_id: str | None) -> str | None:
     """``tt0137523`` -> ``0137523`` (seven digits or more, as newznab wants); None if unusable."""
-    if not imdb_id:
-        return None
-    digits = imdb_id.strip().lower().removeprefix("tt")
-    if not digits.isascii() or not digits.isdigit() or int(digits) == 0:
-        return None
-    return f"{int(digits):07d}"
+    number = imdb_number(imdb_id)
+    return None if number is None else f"{number:07d}"
 
 
 def search_query(title: str, year: int | None) -> str:

@@ -448,7 +448,7 @@ def _parse_item(element: Element, indexer: str) -> NewznabItem | None:
         grabs=_int(first("grabs")),
         usenetdate=_date(first("usenetdate")),
         password=_int(first("password")),
-        imdb_id=_imdb(first("imdb") or first("imdbid")),
+        imdb_id=imdb_tt(first("imdb") or first("imdbid")),
         indexer=indexer,
         attrs=tuple(attrs),
     )
@@ -519,10 +519,18 @@ def _date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _imdb(value: str | None) -> str | None:
+def imdb_number(value: str | None) -> int | None:
+    """``tt0137523``, ``0137523`` or ``137523`` -> 137523; None when it is no IMDb id. The
+    one reading of IMDb ids: newznab items carry them with or without "tt"."""
     if not value:
         return None
     digits = value.strip().lower().removeprefix("tt")
     if not digits.isascii() or not digits.isdigit() or int(digits) == 0:
         return None
-    return f"tt{int(digits):07d}"
+    return int(digits)
+
+
+def imdb_tt(value: str | None) -> str | None:
+    """An IMDb id as TMDB and people write it: ``tt`` and at least seven digits."""
+    number = imdb_number(value)
+    return None if number is None else f"tt{number:07d}"

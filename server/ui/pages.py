@@ -28,7 +28,7 @@ from server.api.shapes import job_json
 from server.discovery.tmdb_shapes import parse_movie_id, parse_page
 from server.errors import InvalidInput, MatineeError
 from server.jobs import lifecycle
-from server.jobs.lifecycle import ACTIVE, Status, can_play, label
+from server.jobs.lifecycle import ACTIVE, Mode, Source, Status, can_play, label
 from server.keys import DEMO, DISCOVERY, JOBS, SETTINGS, STORE
 from server.store.jobs import Job
 from server.ui.filters import clock, eta, relative, size, speed
@@ -64,6 +64,11 @@ def card(app: web.Application, movie: Mapping[str, Any], size: str = "w342") -> 
         "rating": f"{rating:.1f}" if movie.get("vote_count") else None,
         "poster": image_url(app, size, movie.get("poster_path")),
     }
+
+
+def blank_job() -> dict[str, Any]:
+    """What the <template> rows are rendered from: a job with nothing known yet."""
+    return job_view(Job(job_id="new", mode=Mode.NZB, source=Source.UPLOAD, dir="-"))
 
 
 def job_view(job: Job, title: str | None = None) -> dict[str, Any]:
@@ -254,6 +259,7 @@ def setup(app: web.Application, environ: Mapping[str, str] = os.environ) -> None
         {"relative": relative, "clock": clock, "size": size, "speed": speed, "eta": eta}
     )
     # The job lifecycle for the page's JavaScript (format.js reads it): one table, not a copy.
+    env.globals["blank_job"] = blank_job()
     env.globals["lifecycle_json"] = json.dumps(lifecycle.as_json(), separators=(",", ":"))
     router = app.router
     router.add_get(base, home, name="home")

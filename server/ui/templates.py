@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource
 
 import web as web_assets
+from server.api.openapi import API_PREFIX
 from server.keys import CSRF_TOKEN, SETTINGS
 
 ASSETS = Path(web_assets.__file__).resolve().parent
@@ -64,6 +65,7 @@ def setup(app: web.Application) -> jinja2.Environment:
     )
     env.globals["url"] = _url(app)
     env.globals["base_path"] = base
+    env.globals["api_base"] = f"{base}{API_PREFIX}"  # for the pages' JavaScript (api.js)
     return env
 
 

@@ -91,7 +91,8 @@ class Page(HTMLParser):
         return [
             e
             for e in self.elements
-            if (tag is None or e.tag == tag)
+            if not e.inside("template")  # inert until a script clones it
+            and (tag is None or e.tag == tag)
             and all(e.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())
             and (wanted_class is None or wanted_class in e.classes)
         ]

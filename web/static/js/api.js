@@ -6,7 +6,8 @@ const root = document.documentElement;
 
 /** The configured [server] base_path, always ending in "/". */
 export const base = root.dataset.base || "/";
-export const apiBase = `${base}api/movies-on-demand`;
+/** Where the JSON API is: the server says so (base.html), so there is one prefix. */
+export const apiBase = root.dataset.api;
 
 /** A page of the UI by its path below the base path: page("job/abc"). */
 export function page(path) {

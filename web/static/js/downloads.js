@@ -1,10 +1,10 @@
 // Downloads: every job's progress kept current, Cancel for running ones and Delete for
 // finished ones (both DELETE /jobs/{id}: the job stops and its files go).
 
-import { api, page } from "./api.js";
+import { api } from "./api.js";
 import { h, say, field } from "./dom.js";
 import { ACTIVE, STATUS, canPlay, percent, relative, size, speed, stage } from "./format.js";
-import { pollJobs } from "./jobs.js";
+import { jobElement, pollJobs } from "./jobs.js";
 
 const table = document.getElementById("jobs");
 const errorBox = document.getElementById("downloads-error");
@@ -32,32 +32,6 @@ function update(row, job) {
   field(row, "speed", ACTIVE.has(job.status) ? speed(job.speed_bps) : "—");
   field(row, "expires", relative(job.expires_at));
   actions(row, job);
-}
-
-function newRow(job) {
-  const title = job.release_title || "Finding a release…";
-  const jobPath = page(`job/${encodeURIComponent(job.job_id)}`);
-  return h(
-    "tr",
-    { class: "job", dataset: { jobId: job.job_id, status: job.status } },
-    h("td", {}, h("a", { href: jobPath, "data-field": "title" }, title)),
-    h("td", { "data-field": "stage" }),
-    h(
-      "td",
-      {},
-      h("progress", { max: 100, value: job.progress, "aria-label": `Progress of ${title}` }),
-      " ",
-      h("span", { "data-field": "percent" }),
-    ),
-    h("td", { "data-field": "size" }),
-    h("td", { "data-field": "speed" }),
-    h("td", { "data-field": "expires" }),
-    h(
-      "td",
-      { class: "row-actions" },
-      h("a", { class: "button play", href: page(`play/${encodeURIComponent(job.job_id)}`), hidden: true }, "Play"),
-    ),
-  );
 }
 
 async function remove(row, cancelling) {
@@ -95,7 +69,7 @@ if (table) {
           continue;
         }
         if (!row) {
-          row = newRow(job);
+          row = jobElement("download-row", job);
           body.prepend(row);
         }
         update(row, job);

@@ -1,9 +1,8 @@
 // Home: the active downloads move while the page is open.
 
-import { page } from "./api.js";
-import { h, field } from "./dom.js";
+import { field } from "./dom.js";
 import { ACTIVE, eta, percent, speed, stage } from "./format.js";
-import { pollJobs } from "./jobs.js";
+import { jobElement, pollJobs } from "./jobs.js";
 
 const list = document.getElementById("active-jobs");
 const empty = document.getElementById("no-downloads");
@@ -18,27 +17,6 @@ function update(item, job) {
   field(item, "eta", ACTIVE.has(job.status) ? eta(job.eta_seconds) : "—");
 }
 
-function entry(job) {
-  const title = job.release_title || "Finding a release…";
-  return h(
-    "li",
-    { class: "job", dataset: { jobId: job.job_id, status: job.status } },
-    h("a", { class: "job-title", href: page(`job/${encodeURIComponent(job.job_id)}`) }, title),
-    h("progress", { max: 100, value: job.progress, "aria-label": `Progress of ${title}` }),
-    h(
-      "span",
-      { class: "job-facts" },
-      h("span", { "data-field": "stage" }),
-      " · ",
-      h("span", { "data-field": "percent" }),
-      " · ",
-      h("span", { "data-field": "speed" }),
-      " · ",
-      h("span", { "data-field": "eta" }),
-    ),
-  );
-}
-
 if (list) {
   pollJobs((jobs) => {
     const byId = new Map(jobs.map((job) => [job.job_id, job]));
@@ -48,7 +26,7 @@ if (list) {
     }
     for (const job of jobs) {
       if (ACTIVE.has(job.status) && !list.querySelector(`[data-job-id="${CSS.escape(job.job_id)}"]`)) {
-        const item = entry(job);
+        const item = jobElement("job-item", job);
         update(item, job);
         list.append(item);
       }

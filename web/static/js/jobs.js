@@ -2,7 +2,8 @@
 // when the stream drops), or the whole list by polling (one request, however many jobs,
 // which keeps browsers within their per-host connection limit).
 
-import { api, apiBase } from "./api.js";
+import { api, apiBase, page } from "./api.js";
+import { field } from "./dom.js";
 import { FINAL } from "./format.js";
 
 const FIRST_RETRY = 1000;
@@ -106,4 +107,21 @@ export function pollJobs(onJobs, onError = () => {}, interval = 2000) {
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * A new element for a job, cloned from the page's <template id=templateId>: the server renders
+ * that blank from the same Jinja macro as the rows it sends, so there is one markup.
+ */
+export function jobElement(templateId, job) {
+  const el = document.getElementById(templateId).content.firstElementChild.cloneNode(true);
+  el.dataset.jobId = job.job_id;
+  el.dataset.status = job.status;
+  for (const link of el.querySelectorAll("[data-link]")) {
+    link.href = page(`${link.dataset.link}/${encodeURIComponent(job.job_id)}`);
+  }
+  const title = job.release_title || "Finding a release…";
+  field(el, "title", title);
+  for (const bar of el.querySelectorAll("progress")) bar.setAttribute("aria-label", `Progress of ${title}`);
+  return el;
 }
