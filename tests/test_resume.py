@@ -198,7 +198,7 @@ async def test_serve_single_file_post(
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    sha = write_random(src / "Movie.2020.1080p.mkv", SIZE)
+    sha = await asyncio.to_thread(write_random, src / "Movie.2020.1080p.mkv", SIZE)
     nzb = await post_files(inn2, [src / "Movie.2020.1080p.mkv"], part_size=PART)
     wire, served = await serve_stop_and_resume(inn2, tmp_path, nzb, signal.Signals(sig))
     assert served == sha
@@ -208,9 +208,9 @@ async def test_serve_single_file_post(
 async def test_serve_multi_file_post(inn2: Inn2Server, tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    sha = write_random(src / "Movie.2020.1080p.mkv", SIZE * 5 // 8)
-    write_random(src / "Movie.2020.1080p.Featurette.mkv", SIZE * 3 // 8)
-    write_random(src / "Movie.2020.1080p.nfo", 3_000)
+    sha = await asyncio.to_thread(write_random, src / "Movie.2020.1080p.mkv", SIZE * 5 // 8)
+    await asyncio.to_thread(write_random, src / "Movie.2020.1080p.Featurette.mkv", SIZE * 3 // 8)
+    await asyncio.to_thread(write_random, src / "Movie.2020.1080p.nfo", 3_000)
     nzb = await post_files(inn2, sorted(src.iterdir()), part_size=PART)
     wire, served = await serve_stop_and_resume(inn2, tmp_path, nzb, signal.SIGKILL)
     assert served == sha
@@ -221,8 +221,9 @@ async def test_serve_store_mode_rar_set(inn2: Inn2Server, tmp_path: Path) -> Non
     src, vols = tmp_path / "src", tmp_path / "vols"
     src.mkdir()
     vols.mkdir()
-    sha = write_random(src / "Movie.2020.1080p.mkv", SIZE)
-    paths = write_store_set(src / "Movie.2020.1080p.mkv", vols, "movie.2020", SIZE // 8)
+    sha = await asyncio.to_thread(write_random, src / "Movie.2020.1080p.mkv", SIZE)
+    movie = src / "Movie.2020.1080p.mkv"
+    paths = await asyncio.to_thread(write_store_set, movie, vols, "movie.2020", SIZE // 8)
     nzb = await post_files(inn2, paths, part_size=PART)
     wire, served = await serve_stop_and_resume(inn2, tmp_path, nzb, signal.SIGKILL)
     assert served == sha  # joined from the volumes
@@ -233,7 +234,7 @@ async def test_serve_store_mode_rar_set(inn2: Inn2Server, tmp_path: Path) -> Non
 async def test_cli_download(inn2: Inn2Server, tmp_path: Path, sig: signal.Signals) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    sha = write_random(src / "Movie.2020.1080p.mkv", SIZE)
+    sha = await asyncio.to_thread(write_random, src / "Movie.2020.1080p.mkv", SIZE)
     nzb_path = tmp_path / "movie.nzb"
     nzb_path.write_bytes(await post_files(inn2, [src / "Movie.2020.1080p.mkv"], part_size=PART))
     total = parse_nzb(nzb_path.read_bytes()).bytes
@@ -260,5 +261,5 @@ async def test_cli_download(inn2: Inn2Server, tmp_path: Path, sig: signal.Signal
     assert again.returncode == 0, err.decode()
     summary = json.loads(stdout.decode().strip().splitlines()[-1])
     assert summary["files"] == [{"name": "Movie.2020.1080p.mkv", "size": SIZE, "complete": True}]
-    assert sha256_of(out / "Movie.2020.1080p.mkv") == sha
+    assert await asyncio.to_thread(sha256_of, out / "Movie.2020.1080p.mkv") == sha
     assert_resumed(wire)
