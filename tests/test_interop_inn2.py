@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -120,42 +119,6 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "server", *args], capture_output=True, text=True, timeout=120
     )
-
-
-async def test_cli_download_prints_json_and_resumes_after_kill(
-    inn2: Inn2Server, tmp_path: Path
-) -> None:
-    size = 40_000_000
-    data = await asyncio.to_thread(random_file, tmp_path / "big.mkv", size)
-    nzb_path = tmp_path / "big.nzb"
-    nzb_path.write_bytes(await post_file(inn2, tmp_path / "big.mkv", part_size=250_000))
-    out = tmp_path / "out"
-    url = f"nntp://{inn2.host}:{inn2.port}"
-    # Start, let it get some way in, then kill -9: no chance to save anything on the way out.
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", "download", str(nzb_path), "--out", str(out),
-        "--server", url, "--connections", "1",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    state = out / ".matinee-download.json"
-    for _ in range(400):
-        await asyncio.sleep(0.01)
-        if state.exists() or proc.returncode is not None:
-            break
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGKILL)
-    await proc.wait()
-    if proc.returncode == 0:
-        pytest.skip("the download finished before it could be killed")
-    done = await asyncio.to_thread(
-        run_cli, "download", str(nzb_path), "--out", str(out), "--server", url
-    )
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert summary["missing_segments"] == 0
-    assert summary["files"] == [{"name": "big.mkv", "size": size, "complete": True}]
-    assert summary["bytes"] < size  # the second run did not fetch everything again
-    assert (out / "big.mkv").read_bytes() == data
 
 
 async def test_cli_incomplete_download_exits_non_zero(inn2: Inn2Server, tmp_path: Path) -> None:
