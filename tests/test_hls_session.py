@@ -104,7 +104,7 @@ async def test_remux_segments_follow_the_playlist_across_restarts(
                     await server.make_available(0, size)
                 data = await session.segment(index)
                 assert session.restarts == restarts, index
-                first = _first_pts(init, data, tmp_path)
+                first = await asyncio.to_thread(_first_pts, init, data, tmp_path)
                 start = session.segments[index].start
                 assert set(first) == {"h264", "aac"}  # AC3 became AAC
                 assert first["h264"] == pytest.approx(start + TIMELINE_OFFSET, abs=0.002)
@@ -125,13 +125,14 @@ async def test_hevc_10bit_becomes_h264(release_clips: ReleaseClips, tmp_path: Pa
             assert session.segments is not None
             for index in (0, len(session.segments) - 1, 1):
                 data = await session.segment(index)
-                first = _first_pts(init, data, tmp_path)
+                first = await asyncio.to_thread(_first_pts, init, data, tmp_path)
                 assert set(first) == {"h264", "aac"}
                 start = session.segments[index].start
                 assert first["h264"] == pytest.approx(start + TIMELINE_OFFSET, abs=0.002)
             probe_file = tmp_path / "probe.mp4"
-            out = _run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                        "stream=profile,pix_fmt", "-of", "csv=p=0", str(probe_file)])  # fmt: skip
+            argv = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                    "stream=profile,pix_fmt", "-of", "csv=p=0", str(probe_file)]  # fmt: skip
+            out = await asyncio.to_thread(_run, argv)
             assert out == "High,yuv420p"  # 8-bit H.264 a browser decodes
         finally:
             await session.close()
@@ -224,15 +225,15 @@ async def test_no_index_gives_an_event_playlist(
     release_clips: ReleaseClips, tmp_path: Path
 ) -> None:
     ts = tmp_path / "movie.ts"
-    _run(["ffmpeg", "-v", "error", "-i", str(release_clips.path("h264-aac.mkv")),
-          "-c", "copy", str(ts)])  # fmt: skip
+    source = str(release_clips.path("h264-aac.mkv"))
+    await asyncio.to_thread(_run, ["ffmpeg", "-v", "error", "-i", source, "-c", "copy", str(ts)])
     async with RangeServer(ts) as server:
         session = await _session(ts, server.url, tmp_path / "s", "firefox", segment_timeout=20)
         try:
             assert not session.vod
             init = await session.init()
             data = await session.segment(2)
-            assert set(_first_pts(init, data, tmp_path)) == {"h264", "aac"}
+            assert set(await asyncio.to_thread(_first_pts, init, data, tmp_path)) == {"h264", "aac"}
             text = await session.playlist(init_uri="i.mp4", segment_uri=lambda n: f"{n}.m4s")
             assert "#EXT-X-PLAYLIST-TYPE:EVENT" in text and "\n0.m4s\n" in text
         finally:
