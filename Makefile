@@ -5,7 +5,7 @@ CONFIG  ?= config.toml
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck unit bench demo system-deps clean
+.PHONY: run test check fast fmt lint typecheck unit bench demo system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,19 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q
+
+# The quick loop while working: everything but the tests marked slow (browsers, kill and
+# restart of whole servers, big posts).
+fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow"
+
+# Before a commit: lint, types and the fast tests.
+check: $(STAMP)
+	$(MAKE) lint typecheck fast
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test: system-deps $(STAMP)
 	$(MAKE) lint typecheck unit

@@ -51,7 +51,7 @@ from tests.support.media import make_movie
 from tests.support.world import DATE, GB, MATRIX_RELEASES
 from tests.support.yenc import NzbEntry, build_nzb, iter_articles
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "correct horse battery"
 API_KEY = "browser-test-api-key-0123456789"

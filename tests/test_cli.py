@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from server.cli import download as download_cmd
+from server.cli.download import DownloadRequest
 from server.cli.main import main
 from server.config.load import parse_server_url
 from server.config.settings import Settings, UsenetServerConfig
@@ -259,16 +261,14 @@ def test_serve_with_a_bad_config_does_not_start(
 
 
 class FakeDownload:
-    """Stands in for server.download_cmd, which is the engine's business, not the CLI's."""
+    """Stands in for server.cli.download's engine run: the CLI's part is the request."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls: list[tuple[Any, Settings | None]] = []
-        module = types.ModuleType("server.cli.download")
-        module.run_download = self.run_download  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "server.cli.download", module)
+        self.calls: list[DownloadRequest] = []
+        monkeypatch.setattr(download_cmd, "run_download", self.run_download)
 
-    def run_download(self, args: Any, settings: Settings | None) -> int:
-        self.calls.append((args, settings))
+    def run_download(self, request: DownloadRequest) -> int:
+        self.calls.append(request)
         return 7
 
 
@@ -278,16 +278,12 @@ def test_download_with_a_server_url(
     fake = FakeDownload(monkeypatch)
     argv = ["download", "movie.nzb", "--out", "dl", "--server", "nntps://bob:p%40ss@news.example"]
     assert main([*argv, "--connections", "30"]) == 7
-    [(args, settings)] = fake.calls
-    assert settings is None
-    assert (args.nzb, args.out, args.connections, args.config) == (
-        Path("movie.nzb"),
-        Path("dl"),
-        30,
-        None,
-    )
-    assert args.server == UsenetServerConfig(
-        host="news.example", port=563, tls=True, username="bob", password="p@ss", connections=30
+    [request] = fake.calls
+    assert (request.nzb, request.out) == (Path("movie.nzb"), Path("dl"))
+    assert request.servers == (
+        UsenetServerConfig(
+            host="news.example", port=563, tls=True, username="bob", password="p@ss", connections=30
+        ),
     )
 
 
@@ -296,10 +292,9 @@ def test_download_with_a_config_file(
 ) -> None:
     fake = FakeDownload(monkeypatch)
     assert main(["download", "a.nzb", "--out", "/tmp/x", "--config", str(good_config)]) == 7
-    [(args, settings)] = fake.calls
-    assert args.server is None and args.connections is None
-    assert settings is not None
-    assert [s.host for s in settings.usenet.servers] == ["news.example.com"]
+    [request] = fake.calls
+    assert [s.host for s in request.servers] == ["news.example.com"]
+    assert [s.connections for s in request.servers] == [20]  # as configured
 
 
 def test_download_needs_a_server(

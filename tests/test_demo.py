@@ -10,10 +10,13 @@ from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
+import pytest
 
 from server.http.passwords import verify_password
 from tests.support.demo import DEMO_ENV, Demo, release_name, run_demo
 from tests.support.fake_tmdb import MOVIES, THE_MATRIX, movie_by_id
+
+pytestmark = pytest.mark.slow  # a whole demo: stand-in services, a film made with ffmpeg
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> Any:

@@ -169,7 +169,7 @@ async def test_try_another_release_skips_the_one_that_failed(world: World) -> No
 
 
 async def test_a_single_broken_release_says_what_went_wrong(world: World) -> None:
-    world.geek.releases = MATRIX_RELEASES[:1]
+    world.geek.releases = list(MATRIX_RELEASES[:1])
     arts = world.post(MATRIX_RELEASES[0].title)
     world.nntp.missing.add(arts[0].message_id)
     status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})

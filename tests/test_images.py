@@ -41,6 +41,7 @@ async def test_a_poster_is_fetched_once_then_served_from_disk(site: Site) -> Non
         assert "sandbox" in resp.headers["Content-Security-Policy"]
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert site.tmdb.requests[f"/t/p/w342{POSTER}"] == 1
+    assert POSTER is not None
     assert (cache_dir(site) / "w342" / POSTER.lstrip("/")).read_bytes() == JPEG
     # another size is another picture
     resp = await site.client.get(f"{site.base}img/w185{POSTER}", headers=site.headers())

@@ -322,7 +322,8 @@ async def test_ready_jobs_are_deleted_when_their_time_is_up(
     job_id = await submit(client, nzb)
     ready = await until(client, job_id, lambda j: j["status"] == "ready")
     assert ready["expires_at"] is not None
-    manager = client.server.app[JOBS]
+    assert client.app is not None
+    manager = client.app[JOBS]
     folder = tmp_path / "data" / "downloads" / job_id
     assert folder.exists()
     assert await manager.reap_expired() == []  # not yet

@@ -12,9 +12,9 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
 import aiohttp
 import pytest
@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pytest_aiohttp import AiohttpClient
 
 from nntp.errors import SegmentsMissing
-from nntp.media import MediaView, Piece
+from nntp.media import MediaView, Piece, read_pieces
 from server.http.errors import json_errors
 from server.http.media import MEDIA_PATH, media_handler
 
@@ -52,7 +52,7 @@ class PieceView:
         self.waits: list[tuple[int, int]] = []
         self.waiting = 0
 
-    def pieces(self, offset: int, length: int) -> Sequence[Piece]:
+    def pieces(self, offset: int, length: int) -> list[Piece]:
         out, pos, end = [], 0, offset + length
         for p in self.layout:
             lo, hi = max(offset, pos), min(end, pos + p.length)
@@ -66,6 +66,10 @@ class PieceView:
 
     async def wait(self, offset: int, end: int) -> None:
         self.waits.append((offset, end))
+
+    async def read(self, offset: int, length: int) -> bytes:
+        await self.wait(offset, offset + length)
+        return await asyncio.to_thread(read_pieces, self.pieces(offset, length))
 
     def prioritise(self, offset: int, end: int) -> Callable[[], None]:
         self.prioritised.append((offset, end))
@@ -118,21 +122,6 @@ class GatedView(PieceView):
             self.waiting -= 1
 
 
-class EnginePiece(NamedTuple):
-    """The engine's own piece type: the view Protocol must not care whose NamedTuple it is."""
-
-    path: str
-    offset: int
-    length: int
-
-
-class EngineStyleView(PieceView):
-    """Pieces of another NamedTuple class, as nntp/media.py will have."""
-
-    def pieces(self, offset: int, length: int) -> list[EnginePiece]:
-        return [EnginePiece(p.path, p.offset, p.length) for p in super().pieces(offset, length)]
-
-
 def file_view(path: Path, data: bytes, **kw: Any) -> PieceView:
     path.write_bytes(data)
     return PieceView([Piece(str(path), 0, len(data))], **kw)
@@ -146,7 +135,7 @@ def volumes_view(tmp_path: Path, data: bytes, cuts: list[int], headers: list[int
         path.write_bytes(os.urandom(header) + data[start:cut] + os.urandom(17))
         layout.append(Piece(str(path), header, cut - start))
         start = cut
-    return EngineStyleView(layout, name="movie.mkv", content_type="video/x-matroska")
+    return PieceView(layout, name="movie.mkv", content_type="video/x-matroska")
 
 
 def make_app(views: Mapping[str, MediaView], **kw: Any) -> web.Application:

@@ -62,7 +62,7 @@ def test_spec_is_valid_openapi_shape() -> None:
 
 
 async def test_every_api_route_is_documented(world: World) -> None:
-    app = world.client.server.app
+    app = world.client.app
     assert app is not None
     routes = api_routes(app)
     documented = {

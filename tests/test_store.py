@@ -19,8 +19,8 @@ from server import errors
 from server.errors import AlreadyExists, InvalidTransition, NotFound, StoreError
 from server.http.errors import status_and_code
 from server.jobs import lifecycle
-from server.jobs.lifecycle import Status
-from server.store import db as store_mod
+from server.jobs.lifecycle import MediaKind, Status
+from server.store import migrations
 from server.store.db import Store, store_context
 from server.store.jobs import Job, Media, new_job_id
 from server.store.migrations import split_statements
@@ -179,11 +179,11 @@ async def test_list_jobs_newest_updated_first_and_by_status(store: Store, clock:
         third.job_id,
         second.job_id,
     ]
-    assert [j.job_id for j in await store.jobs.list("queued")] == [third.job_id, second.job_id]
-    assert await store.jobs.list("downloading") == [first]
-    assert await store.jobs.list("ready") == []
+    assert [j.job_id for j in await store.jobs.list(Status.QUEUED)] == [third.job_id, second.job_id]
+    assert await store.jobs.list(Status.DOWNLOADING) == [first]
+    assert await store.jobs.list(Status.READY) == []
     with pytest.raises(ValueError, match="nonsense"):
-        await store.jobs.list("nonsense")
+        await store.jobs.list("nonsense")  # type: ignore[arg-type]
 
 
 async def test_the_schema_checks_exactly_the_lifecycle_vocabulary(db_path: Path) -> None:
@@ -215,19 +215,19 @@ async def test_named_changes_set_their_fields_and_stamp_updated_at(
     progressed = await store.jobs.record_progress(
         job.job_id, bytes_done=4_000, bytes_total=8_000, speed_bps=2_000, eta_seconds=None
     )
-    media = Media("movie.mkv", "file", "video/x-matroska", 8_000)  # type: ignore[arg-type]
+    media = Media("movie.mkv", MediaKind.FILE, "video/x-matroska", 8_000)
     playable = await store.jobs.mark_playable(job.job_id, media)
-    assert started == dataclasses.replace(job, status="downloading", updated_at=T0 + 7)
+    assert started == dataclasses.replace(job, status=Status.DOWNLOADING, updated_at=T0 + 7)
     assert playable == dataclasses.replace(
         job,
-        status="downloading",
+        status=Status.DOWNLOADING,
         progress=50.0,
         bytes_done=4_000,
         bytes_total=8_000,
         speed_bps=2_000.0,
         playable=True,
         media_name="movie.mkv",
-        media_kind="file",
+        media_kind=MediaKind.FILE,
         content_type="video/x-matroska",
         media_size=8_000,
         updated_at=T0 + 7,
@@ -568,8 +568,8 @@ async def test_everything_persists_across_reopen(db_path: Path, clock: FakeClock
         assert await store.sessions.get("s", T0 + 1) == session
     # the file is in WAL mode and carries its schema version and our application id
     assert pragma(db_path, "journal_mode") == "wal"
-    assert pragma(db_path, "user_version") == len(store_mod.MIGRATIONS)
-    assert pragma(db_path, "application_id") == store_mod.APPLICATION_ID
+    assert pragma(db_path, "user_version") == len(migrations.MIGRATIONS)
+    assert pragma(db_path, "application_id") == migrations.APPLICATION_ID
 
 
 async def test_closed_store_says_so(db_path: Path) -> None:
@@ -635,8 +635,8 @@ async def test_another_programs_database_is_refused(db_path: Path) -> None:
 async def test_an_existing_database_gets_later_migrations_only(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = store_mod.MIGRATIONS
-    monkeypatch.setattr(store_mod, "MIGRATIONS", real[:1])
+    real = migrations.MIGRATIONS
+    monkeypatch.setattr(migrations, "MIGRATIONS", real[:1])
     async with store_context(db_path):
         pass
     assert pragma(db_path, "user_version") == 1
@@ -654,7 +654,7 @@ async def test_an_existing_database_gets_later_migrations_only(
         CREATE TABLE job_notes (job_id TEXT PRIMARY KEY REFERENCES jobs (job_id), note TEXT);
         INSERT INTO job_notes (job_id, note) SELECT job_id, 'migrated; kept' FROM jobs;
     """
-    monkeypatch.setattr(store_mod, "MIGRATIONS", (*real, extra))
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*real, extra))
     async with store_context(db_path) as store:
         assert await store.jobs.get(job.job_id) == job
     assert pragma(db_path, "user_version") == len(real) + 1
@@ -672,9 +672,9 @@ async def test_a_failed_migration_changes_nothing(
 ) -> None:
     async with store_context(db_path) as store:
         job = await store.jobs.create(new_job())
-    real = store_mod.MIGRATIONS
+    real = migrations.MIGRATIONS
     broken = "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"
-    monkeypatch.setattr(store_mod, "MIGRATIONS", (*real, broken))
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*real, broken))
     with pytest.raises(StoreError, match=f"migration {len(real) + 1} failed") as caught:
         await Store.open(db_path)
     assert str(db_path) in str(caught.value)
@@ -683,7 +683,7 @@ async def test_a_failed_migration_changes_nothing(
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema")}
     assert "half_done" not in tables
 
-    monkeypatch.setattr(store_mod, "MIGRATIONS", real)
+    monkeypatch.setattr(migrations, "MIGRATIONS", real)
     async with store_context(db_path) as store:
         assert await store.jobs.get(job.job_id) == job
 
@@ -691,7 +691,7 @@ async def test_a_failed_migration_changes_nothing(
 async def test_a_database_from_a_newer_matinee_is_refused(db_path: Path) -> None:
     async with store_context(db_path) as store:
         await store.jobs.create(new_job())
-    newer = len(store_mod.MIGRATIONS) + 3
+    newer = len(migrations.MIGRATIONS) + 3
     with contextlib.closing(sqlite3.connect(db_path)) as conn:
         conn.execute(f"PRAGMA user_version = {newer}")
     with pytest.raises(StoreError) as caught:
@@ -721,5 +721,5 @@ def test_split_statements() -> None:
     with pytest.raises(ValueError, match="without ';'"):
         split_statements("CREATE TABLE a (x); CREATE TABLE b (y)")
     # the shipped migrations split cleanly, and each piece is one complete statement
-    for migration in store_mod.MIGRATIONS:
+    for migration in migrations.MIGRATIONS:
         assert all(sqlite3.complete_statement(s) for s in split_statements(migration))

@@ -100,7 +100,7 @@ def test_subtitle_file_encodings(data: bytes, text: str) -> None:
 async def test_hardware_that_is_not_there_falls_back() -> None:
     # This machine has no GPU: each hardware encoder must fail its test encode.
     for hardware in ("vaapi", "nvenc", "qsv"):
-        reason = await check_encoder(VideoEncoder(hardware=hardware))  # type: ignore[arg-type]
+        reason = await check_encoder(VideoEncoder(hardware=hardware))
         assert reason, hardware
     encoder, why = await choose_encoder("vaapi", device="/dev/dri/renderD199")
     assert encoder.hardware is None and why is not None and "using libx264" in why

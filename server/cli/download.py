@@ -6,13 +6,13 @@ terminal, and prints one JSON object as its last line.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,7 +20,7 @@ from nntp.connection import ServerSpec
 from nntp.errors import NntpError
 from nntp.fetch import FetchOutcome, fetch_nzb
 from nntp.nzb import NzbError, parse_nzb
-from server.config.settings import Settings
+from server.config.settings import UsenetServerConfig
 from server.jobs.servers import spec_from_config
 
 log = logging.getLogger(__name__)
@@ -98,21 +98,24 @@ async def _run(nzb_path: Path, out: Path, servers: Sequence[ServerSpec]) -> int:
     return EXIT_OK if outcome.complete else EXIT_INCOMPLETE
 
 
-def run_download(args: argparse.Namespace, settings: Settings | None) -> int:
-    """Entry from the CLI; ``args`` has nzb, out, server (a parsed server config or None),
-    connections; ``settings`` is the loaded configuration or None."""
-    if args.server is not None:
-        configs = [args.server]
-    elif settings is not None:
-        configs = list(settings.usenet.servers)
-    else:
-        configs = []
-    if not configs:
+@dataclass(frozen=True, slots=True)
+class DownloadRequest:
+    """What ``matinee download`` was asked: the NZB, where to, and from which servers (the
+    one from --server, or the configuration's), each with its connection count settled."""
+
+    nzb: Path
+    out: Path
+    servers: tuple[UsenetServerConfig, ...]
+
+
+def run_download(request: DownloadRequest) -> int:
+    """Entry from the CLI: download, repair, report; the exit status."""
+    if not request.servers:
         print(
             "error: no Usenet server: give --server nntps://user:pass@host:563 "
             "or add [[usenet.servers]] to the config file",
             file=sys.stderr,
         )
         return EXIT_ERROR
-    servers = [spec_from_config(c, connections=args.connections) for c in configs]
-    return asyncio.run(_run(Path(args.nzb), Path(args.out), servers))
+    servers = [spec_from_config(c) for c in request.servers]
+    return asyncio.run(_run(request.nzb, request.out, servers))

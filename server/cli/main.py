@@ -167,9 +167,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    """Hands run_download the namespace (nzb: Path, out: Path, server: UsenetServerConfig |
-    None, connections: int | None, config: Path | None) and the Settings, which are None
-    exactly when --server was given."""
+    """The engine alone: the servers from --server or from the configuration, typed into a
+    DownloadRequest (the namespace stops here)."""
     if args.server is not None and "config" in args:
         # Only reachable as `matinee --config FILE download --server URL`; the download
         # parser itself rejects the pair.
@@ -177,13 +176,12 @@ def _download(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     args.config = getattr(args, "config", None)
     if args.server is not None:
-        settings = None
-        if args.connections is not None:
-            args.server = dataclasses.replace(args.server, connections=args.connections)
+        servers: tuple[UsenetServerConfig, ...] = (args.server,)
         secrets = [args.server.password] if args.server.password else []
     else:
         settings = load_config(args.config)
-        if not settings.usenet.servers:
+        servers = settings.usenet.servers
+        if not servers:
             print(
                 f"matinee download: no Usenet server in {_config_label(args)}; "
                 "give --server nntps://user:password@host or add [[usenet.servers]]",
@@ -191,11 +189,12 @@ def _download(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         secrets = secret_values(settings)
+    if args.connections is not None:
+        servers = tuple(dataclasses.replace(s, connections=args.connections) for s in servers)
     _setup_logging(args, secrets)
-    from server.cli.download import run_download
+    from server.cli.download import DownloadRequest, run_download
 
-    status: int = run_download(args, settings)
-    return status
+    return run_download(DownloadRequest(Path(args.nzb), Path(args.out), servers))
 
 
 def _set_password(args: argparse.Namespace) -> int:

@@ -52,7 +52,7 @@ def describe(settings: Settings) -> list[str]:
     lines.append(f"downloads: {s.downloads.dir}, {s.downloads.max_active} at a time")
     lines.append(
         f"retention: ready for {s.retention.ready_hours:g} h"
-        f", local files kept {s.retention.local_hours:g} h"
+        f", local files kept {s.retention.local_hours:g} h (not acted on yet)"
     )
     if s.r2.enabled:
         lines.append(
@@ -60,6 +60,7 @@ def describe(settings: Settings) -> list[str]:
             f", access key {_mask(s.r2.access_key_id)}"
             f", secret {_mask(s.r2.secret_access_key)}"
             f", links valid {s.r2.presign_seconds / 3600:g} h"
+            " (the mirror is not built yet: nothing is uploaded)"
         )
     else:
         lines.append("r2: disabled")

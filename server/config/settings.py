@@ -94,6 +94,7 @@ class DownloadsConfig:
 
 @dataclass(frozen=True, slots=True)
 class RetentionConfig:
+    # local_hours: not built yet (nothing mirrors, so nothing drops a local copy early).
     ready_hours: float = 24.0
     #: load_config defaults this to ready_hours.
     local_hours: float = 24.0
@@ -101,6 +102,9 @@ class RetentionConfig:
 
 @dataclass(frozen=True, slots=True)
 class R2Config:
+    """Not built yet: read and checked so that a configuration is ready for the mirror, but
+    nothing uploads; `describe` says so."""
+
     enabled: bool = False
     endpoint: str | None = None
     bucket: str | None = None

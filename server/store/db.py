@@ -25,10 +25,11 @@ from aiohttp import web
 
 from server.errors import StoreError
 from server.keys import SETTINGS, STORE
+from server.store import migrations
 from server.store.cache import CacheTable
 from server.store.events import EventsTable
 from server.store.jobs import JobsTable
-from server.store.migrations import APPLICATION_ID, MIGRATIONS, split_statements
+from server.store.migrations import APPLICATION_ID, split_statements
 from server.store.positions import PositionsTable
 from server.store.sessions import SessionsTable
 
@@ -202,7 +203,7 @@ async def _prepare(conn: aiosqlite.Connection, path: Path, busy_ms: int) -> None
         raise StoreError(f"{path} is not a SQLite database, or it is corrupt: {exc}") from exc
     if (version > 0 and app_id != APPLICATION_ID) or (version == 0 and objects > 0):
         raise StoreError(f"{path} is a SQLite database of another program, not Matinee's")
-    latest = len(MIGRATIONS)
+    latest = len(migrations.MIGRATIONS)
     if version > latest:
         raise StoreError(
             f"{path} has schema version {version}, but this Matinee knows versions up to "
@@ -228,7 +229,7 @@ async def _migrate(conn: aiosqlite.Connection, path: Path, number: int) -> None:
         if int(await _scalar(conn, "PRAGMA user_version")) >= number:
             await conn.execute("ROLLBACK")
             return
-        for statement in split_statements(MIGRATIONS[number - 1]):
+        for statement in split_statements(migrations.MIGRATIONS[number - 1]):
             await conn.execute(statement)
         await conn.execute(f"PRAGMA user_version = {int(number)}")
         await conn.execute("COMMIT")
