@@ -130,7 +130,7 @@ async def test_cli_says_an_obfuscated_post_without_par2_cannot_be_repaired(
     inn2: Inn2Server, tmp_path: Path
 ) -> None:
     post = await make_post(inn2, tmp_path, os.urandom(1_000_000), None)
-    cancel(inn2, post.movie_file, [3])
+    await asyncio.to_thread(cancel, inn2, post.movie_file, [3])
     done = await asyncio.to_thread(run_cli, inn2, post, tmp_path / "out")
     assert done.returncode == 1
     assert "1 segments are missing and the post has no PAR2 files" in done.stderr
@@ -141,7 +141,7 @@ async def test_cli_says_when_the_recovery_data_is_too_little(
 ) -> None:
     movie = os.urandom(4_000_000)
     post = await make_post(inn2, tmp_path, movie, ["-r2", "-n2"])  # 40 blocks: 16 + 24
-    cancel(inn2, post.movie_file, [5, 17, 29])  # 150 blocks
+    await asyncio.to_thread(cancel, inn2, post.movie_file, [5, 17, 29])  # 150 blocks
     out = tmp_path / "out"
     done = await asyncio.to_thread(run_cli, inn2, post, out)
     assert done.returncode == 1
