@@ -9,9 +9,8 @@ behind it, and needs no TMDB, indexer or Usenet server.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -26,24 +25,13 @@ from server.config.load import parse_config
 from server.http.middleware import is_public
 from server.http.sessions import SESSION_COOKIE
 from server.keys import SESSIONS, SETTINGS
+from tests.support.routes import walk
 
 KEY = "route-walk-api-key-0123"
 REACHED = "X-Test-Reached"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 Client = TestClient[web.Request, web.Application]
-
-# Plausible values for path parameters; anything else gets "x1".
-PARAMS = {
-    "id": "603",
-    "movie_id": "603",
-    "job_id": "job_1700000000000_abcdef",
-    "name": "movie.mkv",
-    "filename": "matinee.css",
-    "segment": "seg00001.ts",
-    "path": "index.m3u8",
-    "tail": "index.m3u8",
-}
 
 
 @web.middleware
@@ -52,32 +40,6 @@ async def reached(request: web.Request, handler: Handler) -> web.StreamResponse:
     if is_public(request):
         return await handler(request)
     return web.json_response({"reached": request.path}, headers={REACHED: "1"})
-
-
-def concrete_path(resource: AbstractResource) -> str:
-    info = resource.get_info()
-    if "path" in info:
-        return str(info["path"])
-    if "formatter" in info:
-        return re.sub(
-            r"\{(\w+)(?::[^}]*)?\}", lambda m: PARAMS.get(m[1], "x1"), str(info["formatter"])
-        )
-    if "directory" in info:  # static files
-        return f"{info['prefix']}/matinee.css"
-    raise AssertionError(f"the route walk does not know how to call {resource!r}: teach it")
-
-
-def walk(app: web.Application) -> Iterator[tuple[str, str, AbstractResource]]:
-    """(method, path, resource) for every route of the app and, recursively, its sub-apps."""
-    for resource in app.router.resources():
-        subapp = resource.get_info().get("app")
-        if isinstance(subapp, web.Application):
-            yield from walk(subapp)
-            continue
-        for route in resource:
-            methods = ["GET", "POST", "DELETE"] if route.method == "*" else [route.method]
-            for method in methods:
-                yield method, concrete_path(resource), resource
 
 
 def public(base: str, method: str, path: str) -> bool:

@@ -17,7 +17,7 @@ from aiohttp import BodyPartReader, web
 from server.api.params import is_job_id, job_id, json_body
 from server.api.shapes import failure_error, iso, job_json
 from server.discovery.nzb_source import MAX_NZB_BYTES, download_nzb
-from server.errors import InvalidInput, NotFound
+from server.errors import Conflict, InvalidInput, NotFound
 from server.http.tokens import sign
 from server.jobs.lifecycle import Source, Status, can_play
 from server.keys import HTTP, JOBS, SECRET, SETTINGS, STORE
@@ -136,6 +136,8 @@ async def stream(request: web.Request) -> web.Response:
     view = manager.view(job.job_id)
     if job.status == Status.ERROR:
         raise failure_error(job)
+    if job.status == Status.DELETED:
+        raise Conflict(f"job {job.job_id} was deleted: its files are gone")
     if not can_play(job.status, job.playable) or view is None:
         why = f"the job is {job.status.value}"
         if job.status in (Status.DOWNLOADING, Status.PREPARING) and (

@@ -187,6 +187,10 @@ JOB = _obj(
         "updated_at": {"type": "string", "format": "date-time"},
         "ready_at": {"type": ["string", "null"], "format": "date-time"},
         "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        # Beyond the contract: the API's code of a failed job's failure, and which release
+        # of the movie this is (auto mode moves on to the next-best one).
+        "error_code": {"enum": [*ERROR_CODES, None]},
+        "attempt": {"type": "integer", "minimum": 1},
     },
 )
 JOB_REF = _obj(
@@ -314,7 +318,7 @@ def spec(server_url: str = "/") -> S:
                 "responses": {
                     "202": _json(_ref("JobRef"), "A new job"),
                     "200": _json(_ref("JobRef"), "The movie's active job"),
-                    **_errors(400, 401, 502),
+                    **_errors(400, 401, 403, 502),
                 },
             }
         },
@@ -326,7 +330,8 @@ def spec(server_url: str = "/") -> S:
                 ],
                 "responses": {
                     "200": _json(_ref("Stream"), "A URL a player can open"),
-                    **_errors(400, 401, 404),
+                    # 409: the job was deleted; 500/502: it failed (JOB_ERROR, USENET_ERROR...)
+                    **_errors(400, 401, 404, 409, 500, 502),
                 },
             }
         },
@@ -346,7 +351,7 @@ def spec(server_url: str = "/") -> S:
                 },
                 "responses": {
                     "202": _json(_ref("JobRef"), "Queued"),
-                    **_errors(400, 401, 409, 502),
+                    **_errors(400, 401, 403, 502),
                 },
             },
             "get": {
@@ -364,11 +369,14 @@ def spec(server_url: str = "/") -> S:
             "parameters": [JOB_ID],
             "get": {
                 "summary": "One job",
-                "responses": {"200": _json(_ref("Job"), "The job"), **_errors(401, 404)},
+                "responses": {"200": _json(_ref("Job"), "The job"), **_errors(400, 401, 404)},
             },
             "delete": {
                 "summary": "Cancel a job and delete its files",
-                "responses": {"200": _json(_ref("Job"), "The deleted job"), **_errors(401, 404)},
+                "responses": {
+                    "200": _json(_ref("Job"), "The deleted job"),
+                    **_errors(400, 401, 403, 404),
+                },
             },
         },
         "/jobs/{job_id}/events": {
@@ -380,7 +388,7 @@ def spec(server_url: str = "/") -> S:
                         "description": "text/event-stream",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
-                    **_errors(401, 404),
+                    **_errors(400, 401, 404),
                 },
             }
         },
@@ -388,7 +396,10 @@ def spec(server_url: str = "/") -> S:
             "parameters": [JOB_ID],
             "get": {
                 "summary": "Saved watch position",
-                "responses": {"200": _json(_ref("Position"), "Seconds"), **_errors(401, 404)},
+                "responses": {
+                    "200": _json(_ref("Position"), "Seconds"),
+                    **_errors(400, 401, 404),
+                },
             },
             "put": {
                 "summary": "Save the watch position",
@@ -402,7 +413,10 @@ def spec(server_url: str = "/") -> S:
                         }
                     },
                 },
-                "responses": {"200": _json(_ref("Position"), "Saved"), **_errors(400, 401, 404)},
+                "responses": {
+                    "200": _json(_ref("Position"), "Saved"),
+                    **_errors(400, 401, 403, 404),
+                },
             },
         },
     }
