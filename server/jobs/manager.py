@@ -505,7 +505,9 @@ class JobManager:
             raise
         except Exception as exc:  # the download goes on; playback waits for "ready"
             log.warning("job %s: cannot play while downloading: %s", job_id, exc, exc_info=True)
-            live.note = f"it plays once downloaded ({exc})"
+            # The engine's own errors say what is wrong; anything else is for the log only.
+            why = str(exc) if isinstance(exc, NntpError) else "the server log has the details"
+            live.note = f"it plays once downloaded ({why})"
             await self.store.events.add(job_id, "not_streamable", live.note)
             return
         if plan.view is None:
