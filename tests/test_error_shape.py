@@ -8,7 +8,7 @@ A browser asking for a page that fails gets a page instead.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -69,6 +69,10 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
     await client.close()
 
 
+def _filler(values: dict[str, str]) -> Callable[[re.Match[str]], str]:
+    return lambda m: values.get(m[1], "x")
+
+
 def _failing_calls(app: web.Application) -> list[tuple[str, str]]:
     calls = []
     for method, _, resource in walk(app):
@@ -80,7 +84,7 @@ def _failing_calls(app: web.Application) -> list[tuple[str, str]]:
         if template in ALWAYS_OK or template.endswith(("login", "logout", "favicon.ico")):
             continue
         for values in (UNKNOWN, MALFORMED):
-            path = re.sub(r"\{(\w+)(?::[^}]*)?\}", lambda m, v=values: v.get(m[1], "x"), template)
+            path = re.sub(r"\{(\w+)(?::[^}]*)?\}", _filler(values), template)
             # query parameters that are out of range, for the routes that take any
             calls.append((method, f"{path}?page=0&status=nope" if method == "GET" else path))
     return sorted(set(calls))

@@ -19,15 +19,8 @@ import pytest
 
 from nntp.nzb import parse_nzb
 from server.config.settings import IndexerConfig
-from server.discovery.indexers import (
-    APIKEY_PLACEHOLDER,
-    CAPS_TTL,
-    CREDENTIALS_REST,
-    SEARCH_TTL,
-    Indexers,
-    imdb_digits,
-    search_query,
-)
+from server.discovery.indexer_requests import APIKEY_PLACEHOLDER, imdb_digits, search_query
+from server.discovery.indexers import CAPS_TTL, CREDENTIALS_REST, SEARCH_TTL, Indexers
 from server.discovery.newznab import ApiLimits, NewznabItem, parse_search
 from server.discovery.releases.ranking import rank
 from server.errors import IndexerError, InvalidInput

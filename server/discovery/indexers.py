@@ -23,33 +23,40 @@ quotes the key in an error description.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import Literal, TypeVar
-from urllib.parse import quote, quote_plus, urlencode, urlsplit
-from xml.sax.saxutils import escape
+from urllib.parse import quote, urlencode
 
 import aiohttp
 
 from server.config.settings import IndexerConfig
 from server.discovery import nzb_source
-from server.discovery.http_body import read_capped
+from server.discovery.indexer_requests import (
+    APIKEY_PLACEHOLDER,
+    host,
+    imdb_digits,
+    key_forms,
+    key_hint,
+    known_categories,
+    maybe_error_document,
+    redactor,
+    relevant,
+    search_query,
+)
 from server.discovery.newznab import (
     ApiLimits,
     Caps,
     NewznabError,
     NewznabItem,
     SearchResult,
-    imdb_number,
     parse_caps,
     parse_error,
     parse_search,
 )
+from server.discovery.replies import read_capped, retry_after
 from server.errors import IndexerError
 from server.logs import MASK
 from server.store.db import Store
@@ -60,7 +67,6 @@ Clock = Callable[[], float]
 _T = TypeVar("_T")
 
 #: Written in place of the API key inside links taken from an indexer's replies.
-APIKEY_PLACEHOLDER = "{apikey}"
 
 SEARCH_TTL = 15 * 60.0
 CAPS_TTL = 24 * 3600.0
@@ -178,13 +184,13 @@ class Indexers:
         for config in configs:
             if config.name in self._states:
                 raise ValueError(f"two indexers are named {config.name!r}")
-            self._states[config.name] = _State(config, _redactor(config.api_key))
+            self._states[config.name] = _State(config, redactor(config.api_key))
         self._secrets = sorted(
             {
                 form
                 for c in configs
                 if c.api_key and len(c.api_key) >= _MIN_MASKED
-                for form in _key_forms(c.api_key)
+                for form in key_forms(c.api_key)
             },
             key=len,
             reverse=True,
@@ -260,7 +266,7 @@ class Indexers:
             out.append(
                 IndexerStatus(
                     name=state.name,
-                    host=_host(state.config.url),
+                    host=host(state.config.url),
                     enabled=state.config.enabled,
                     last_ok=state.last_ok,
                     last_error=state.last_error,
@@ -294,14 +300,14 @@ class Indexers:
             if state is not None:
                 self._failed(state, message)
             raise IndexerError(message) from None
-        if _maybe_error_document(data):
+        if maybe_error_document(data):
             error = parse_error(data, indexer=state.name if state else None)
             if error is not None and error.code is not None:
                 said = f"{self.mask(error.description)} (newznab error {error.code})"
                 where = state.name if state is not None else "The indexer"
                 message = f"{where} did not give the NZB: {said}"
                 if error.bad_credentials:
-                    message += _key_hint(where)
+                    message += key_hint(where)
                 if state is not None:
                     self._failed(state, message)
                 raise IndexerError(message)
@@ -336,7 +342,7 @@ class Indexers:
     ) -> list[NewznabItem]:
         caps = await self._caps_for_search(state)
         params: dict[str, str] = {"extended": "1"}
-        categories = _categories(state.config.categories, caps)
+        categories = known_categories(state.config.categories, caps)
         if categories:
             params["cat"] = ",".join(str(c) for c in categories)
         limit = SEARCH_LIMIT
@@ -356,10 +362,10 @@ class Indexers:
                 # 201/203: the indexer cannot search by id after all.
                 log.info("%s: id search refused (%s); searching by title", state.name, failure)
             else:
-                items = _relevant(found, wanted)
+                items = relevant(found, wanted)
         if not items and query:
             found = await self._search(state, {"t": "search", "q": query, **params})
-            items = _relevant(found, wanted)
+            items = relevant(found, wanted)
         return items
 
     async def _search(self, state: _State, params: dict[str, str]) -> list[NewznabItem]:
@@ -493,7 +499,7 @@ class Indexers:
         if exc.rate_limited:
             return self._rest(state, f"the indexer said: {said}", retry_after)
         if exc.bad_credentials:
-            reason = f"the indexer refused the API key: {said}{_key_hint(state.name)}"
+            reason = f"the indexer refused the API key: {said}{key_hint(state.name)}"
             return self._rest(state, reason, CREDENTIALS_REST, strike=False)
         return _Failure(
             f"the indexer said: {said}", kind="request" if exc.kind == "request" else "other"
@@ -551,59 +557,6 @@ class Indexers:
         return self.mask(f"newznab:{state.name}:{state.config.url}/api?{query}")
 
 
-# -- pure helpers --------------------------------------------------------------------------------
-
-
-def imdb_digits(imdb_id: str | None) -> str | None:
-    """``tt0137523`` -> ``0137523`` (seven digits or more, as newznab wants); None if unusable."""
-    number = imdb_number(imdb_id)
-    return None if number is None else f"{number:07d}"
-
-
-def search_query(title: str, year: int | None) -> str:
-    """Title plus year as a newznab ``q``: apostrophes dropped, other punctuation as spaces."""
-    words = re.sub(r"['’`]", "", title)
-    words = " ".join(re.sub(r"[^\w]+", " ", words).split())
-    if not words:
-        return ""
-    return f"{words} {year}" if year else words
-
-
-def _relevant(items: Sequence[NewznabItem], wanted: str | None) -> list[NewznabItem]:
-    """Drop items the indexer itself matched to another film (a different IMDb id): title
-    searches find remakes and namesakes ("Dune" 1984 for "Dune" 2021)."""
-    return [i for i in items if not (wanted and i.imdb_id and i.imdb_id != wanted)]
-
-
-def _categories(configured: Sequence[int], caps: Caps | None) -> tuple[int, ...]:
-    """The configured categories the indexer knows; all of them when caps do not say."""
-    if caps is None or not caps.categories:
-        return tuple(configured)
-    known = tuple(c for c in configured if caps.category(c) is not None)
-    return known or tuple(configured)
-
-
-def _key_forms(key: str) -> set[str]:
-    forms = {key, quote(key, safe=""), quote_plus(key)}
-    return forms | {escape(f) for f in forms}
-
-
-def _redactor(key: str | None) -> Callable[[bytes], bytes]:
-    """Replaces the key inside URLs of a reply (after ``=`` or ``/``) by the placeholder."""
-    if not key:
-        return lambda body: body
-    forms = sorted({f.encode() for f in _key_forms(key)}, key=len, reverse=True)
-    pattern = re.compile(
-        rb"(?<=[=/])(?:" + b"|".join(re.escape(f) for f in forms) + rb")(?=[&\"'<\s/?#;]|$)"
-    )
-    placeholder = APIKEY_PLACEHOLDER.encode()
-    return lambda body: pattern.sub(placeholder, body)
-
-
-def _key_hint(name: str) -> str:
-    return f"; check the api_key of {name!r} under [[indexers]] in the configuration"
-
-
 def _resting_message(state: _State) -> str:
     until = state.resting_until or 0.0
     return (
@@ -612,35 +565,6 @@ def _resting_message(state: _State) -> str:
 
 
 def _retry_after(value: str | None, now: float) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), bounded."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - now
-    return min(max(seconds, 1.0), RETRY_AFTER_MAX)
-
-
-def _maybe_error_document(data: bytes) -> bool:
-    # An NZB names its root within the first bytes; only other documents are parsed here, so
-    # a 60 MB NZB is not read twice on the event loop.
-    return b"<nzb" not in data[:4096]
-
-
-def _host(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return ""
-    host = parts.hostname or ""
-    default = 443 if parts.scheme == "https" else 80
-    return f"{host}:{port}" if port and port != default else host
+    """Seconds from a ``Retry-After`` header, at least one and at most RETRY_AFTER_MAX."""
+    seconds = retry_after(value, now)
+    return None if seconds is None else min(max(seconds, 1.0), RETRY_AFTER_MAX)

@@ -13,7 +13,7 @@ import aiohttp
 from yarl import URL
 
 from server.config.settings import IndexerConfig
-from server.discovery.http_body import read_capped
+from server.discovery.replies import read_capped
 from server.errors import IndexerError, InvalidInput
 
 MAX_NZB_BYTES = 64 * 1024 * 1024

@@ -23,10 +23,8 @@ The shapes, input checks and parsing are ``server.discovery.tmdb_shapes`` (pure)
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 
 from server.config.settings import TmdbConfig
-from server.discovery.http_body import read_capped
+from server.discovery.replies import read_capped, retry_after
 from server.discovery.tmdb_shapes import (
     check_image,
     check_movie_id,
@@ -78,20 +76,9 @@ _CACHE_PREFIX = "tmdb:v1:"
 
 
 def retry_after_seconds(value: str | None, now: float) -> float:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped."""
-    if not value:
-        return DEFAULT_RETRY_AFTER
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(text).timestamp() - now
-        except (TypeError, ValueError):
-            return DEFAULT_RETRY_AFTER
-    if not math.isfinite(seconds):
-        return DEFAULT_RETRY_AFTER
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    """Seconds to wait from a Retry-After header, capped; a default when it says nothing."""
+    seconds = retry_after(value, now)
+    return DEFAULT_RETRY_AFTER if seconds is None else min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 # --------------------------------------------------------------------------- client
