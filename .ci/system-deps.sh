@@ -3,7 +3,7 @@
 # (INN2, par2, ffmpeg, unar/7z, NZBGet, nginx, wrk). Idempotent; a no-op when all are present.
 set -euo pipefail
 
-packages=(inn2 par2 ffmpeg unar p7zip-full nzbget nginx-light wrk chromium fonts-dejavu-core python3-venv ca-certificates openssl)
+packages=(inn2 par2 ffmpeg unar p7zip-full nzbget nginx-light caddy wrk chromium fonts-dejavu-core python3-venv ca-certificates openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -28,7 +28,7 @@ if ! $SUDO env DEBIAN_FRONTEND=noninteractive INNCONF="$innboot/inn.conf" \
   $SUDO env DEBIAN_FRONTEND=noninteractive INNCONF="$innboot/inn.conf" dpkg --configure -a
 fi
 # Debian starts the packaged daemons; tests run their own private instances instead.
-for svc in inn2 nzbget nginx; do
+for svc in inn2 nzbget nginx caddy; do
   $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 rm -rf "$innboot"

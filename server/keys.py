@@ -28,6 +28,8 @@ DISCOVERY: web.AppKey[Discovery] = web.AppKey("discovery")  # TMDB + indexers + 
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")  # failed logins
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # login sessions (in the store)
 IMAGES: web.AppKey[ImageCache] = web.AppKey("images")  # posters and photos cached on disk
+#: Trusted proxies already warned about for sending no X-Forwarded-For.
+PROXIES_WARNED: web.AppKey[set[str]] = web.AppKey("proxies_warned")
 DEMO: web.AppKey[bool] = web.AppKey("demo")  # MATINEE_DEMO=1: stand-in services; pages say so
 
 # Per request, set by the auth middleware when a session cookie authenticated the request.
