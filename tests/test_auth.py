@@ -3,6 +3,7 @@ CSRF, the login rate limit and logging out, as a browser and a script see them."
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import shutil
@@ -26,7 +27,7 @@ from server.config.settings import Settings
 from server.http.login_limit import LoginLimiter
 from server.http.passwords import hash_password, parse_password_hash, verify_password
 from server.http.sessions import SESSION_COOKIE
-from server.keys import SESSIONS
+from server.keys import LOGIN_LIMITER, SESSIONS
 from server.ui.login import LOGIN_CSRF_COOKIE, safe_next
 from server.ui.templates import render
 
@@ -757,3 +758,44 @@ def test_url_helper_finds_routes_of_sub_apps_under_the_base_path(tmp_path: Path)
     assert css.startswith(f"{BASE}static/matinee.css?v=")
     with pytest.raises(LookupError, match="no route is named 'nope'"):
         env.from_string("{{ url('nope') }}").render()
+
+
+def test_ipv6_clients_are_counted_by_their_64() -> None:
+    limiter = LoginLimiter(3, 60, clock=lambda: 0.0)
+    # An attacker owns a /64 and picks a new address for every guess: still one client.
+    for i in range(3):
+        limiter.failed(f"2001:db8:1:2::{i + 1:x}")
+    assert limiter.retry_after("2001:db8:1:2:ffff::9") > 0
+    assert limiter.retry_after("2001:db8:1:3::1") == 0  # the next /64 is somebody else
+    # IPv4 stays per address, also when it comes IPv4-mapped.
+    for _ in range(3):
+        limiter.failed("::ffff:192.0.2.7")
+    assert limiter.retry_after("192.0.2.7") > 0 and limiter.retry_after("192.0.2.8") == 0
+
+
+async def test_many_addresses_cannot_guess_without_limit_but_the_household_gets_in(
+    start: Start, tmp_path: Path, password_hash: str
+) -> None:
+    # Behind a proxy that is trusted but (wrongly) lets clients choose their address: every
+    # guess comes "from" a new address, so no client's own limit ever applies.
+    client = await start(settings_for(tmp_path, password_hash, trusted=["127.0.0.1"]))
+    limiter = client.app[LOGIN_LIMITER]
+    limiter.global_budget, limiter.backoff, limiter.max_queue = 10, 0.2, 1.0
+
+    async def attempt(address: str, password: str) -> int:
+        resp = await post_login(client, password, headers={"X-Forwarded-For": address})
+        resp.release()
+        return resp.status
+
+    spent = [await attempt(f"203.0.113.{i}", "guess") for i in range(11)]
+    assert spent == [401] * 11  # the budget for everybody, used up
+    # Now twenty guesses at once from twenty new addresses: checked one at a time, 0.2 s
+    # apart, and only as many as fit in a second of waiting; the others are turned away.
+    started = asyncio.get_running_loop().time()
+    burst = await asyncio.gather(*(attempt(f"198.51.100.{i}", "guess") for i in range(20)))
+    took = asyncio.get_running_loop().time() - started
+    checked = burst.count(401)
+    assert burst.count(429) == 20 - checked and 1 <= checked <= 6, burst
+    assert took >= checked * 0.2 * 0.9, (took, checked)  # spaced, not all at once
+    # A household member on another address, with the right password, still gets in.
+    assert await attempt("192.0.2.50", PASSWORD) == 303

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from server.http.errors import error_response
-from server.http.login_limit import LoginLimiter
+from server.http.login_limit import LoginLimiter, Overloaded
 from server.http.passwords import password_state, verify_password
 from server.http.sessions import (
     CSRF_FIELD,
@@ -147,10 +147,24 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             + ("s." if minutes != 1 else "."),
             headers={"Retry-After": str(math.ceil(wait))},
         )
-    limiter.failed(client)
-    assert settings.auth.password_hash is not None  # password_state said so
-    offered = password if isinstance(password, str) else ""
-    if not await asyncio.to_thread(verify_password, offered, settings.auth.password_hash):
+    try:
+        turn = await limiter.slow_lane()
+    except Overloaded as exc:
+        log.warning("login from %s refused: too many failed logins from everywhere", client)
+        return _login_page(
+            request,
+            next_url=next_url,
+            status=429,
+            code="RATE_LIMITED",
+            error="Too many failed logins from everywhere lately. Try again in a minute.",
+            headers={"Retry-After": str(math.ceil(exc.retry_after))},
+        )
+    async with turn:
+        limiter.failed(client)
+        assert settings.auth.password_hash is not None  # password_state said so
+        offered = password if isinstance(password, str) else ""
+        right = await asyncio.to_thread(verify_password, offered, settings.auth.password_hash)
+    if not right:
         log.warning("failed login from %s", client)
         return _login_page(request, next_url=next_url, status=401, error="Wrong password.")
     limiter.reset(client)
