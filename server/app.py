@@ -12,14 +12,14 @@ from aiohttp import web
 from server.api import app as api
 from server.config.settings import Settings
 from server.discovery import service as discovery
-from server.http import forwarded, health, media, sessions
+from server.http import credentials, forwarded, health, media, sessions
 from server.http.forwarded import forwarded_middleware
 from server.http.middleware import auth_middleware
 from server.http.tokens import load_or_create_secret
 from server.jobs import manager as jobs
 from server.keys import SECRET, SETTINGS
 from server.store import db as store
-from server.ui import images, login, pages, status, templates
+from server.ui import account, images, login, pages, status, templates
 from server.ui.errors import errors_middleware
 
 
@@ -32,15 +32,17 @@ def create_app(settings: Settings) -> web.Application:
     app[SECRET] = load_or_create_secret(settings.auth.session_secret, settings.server.data_dir)
     forwarded.setup(app)  # which trusted proxies were warned about missing headers
     # Services, each needing those before it: SQLite; the outgoing HTTP session, TMDB and the
-    # indexers (whose cache is the store's); login sessions (in the store); the job runners
-    # (which use the store and discovery).
+    # indexers (whose cache is the store's); the password and login sessions (in the store);
+    # the job runners (which use the store and discovery).
     store.setup(app)
     discovery.setup(app)
+    credentials.setup(app)
     sessions.setup(app)
     jobs.setup(app)
     # Routes. Templates first: pages, the login page and error pages render with them.
     templates.setup(app)  # Jinja on web/templates, {base}static/
-    login.setup(app)  # {base}login, {base}logout, the login limiter
+    login.setup(app)  # {base}login (and the first password), {base}logout, the login limiter
+    account.setup(app)  # {base}account: change the password, log out everywhere
     images.setup(app)  # {base}img/{size}/{file}: TMDB posters and photos, cached on disk
     pages.setup(app)  # the UI's pages; reads MATINEE_DEMO once
     status.setup(app)  # {base}status: each service, and what to fix

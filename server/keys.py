@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from server.config.settings import Settings
     from server.discovery.service import Discovery
+    from server.http.credentials import CredentialsWatch
     from server.http.login_limit import LoginLimiter
     from server.http.sessions import ActiveSession, Sessions
     from server.jobs.manager import JobManager
@@ -26,6 +27,7 @@ HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")  # outgoing (indexe
 SECRET: web.AppKey[bytes] = web.AppKey("secret")  # signs media URLs
 DISCOVERY: web.AppKey[Discovery] = web.AppKey("discovery")  # TMDB + indexers + ranking
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")  # failed logins
+CREDENTIALS: web.AppKey[CredentialsWatch] = web.AppKey("credentials")  # password, epoch
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # login sessions (in the store)
 IMAGES: web.AppKey[ImageCache] = web.AppKey("images")  # posters and photos cached on disk
 #: Trusted proxies already warned about for sending no X-Forwarded-For.

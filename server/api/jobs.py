@@ -12,33 +12,20 @@ import math
 import time
 from urllib.parse import quote
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from server.api.params import is_job_id, job_id, json_body
 from server.api.shapes import failure_error, iso, job_json
 from server.discovery.nzb_source import MAX_NZB_BYTES, download_nzb
 from server.errors import Conflict, InvalidInput, NotFound
+from server.http.forms import read_upload
 from server.http.tokens import sign
 from server.jobs.lifecycle import Source, Status, can_play
-from server.keys import HTTP, JOBS, SECRET, SETTINGS, STORE
+from server.keys import CREDENTIALS, HTTP, JOBS, SETTINGS, STORE
 
 routes = web.RouteTableDef()
 SSE_KEEPALIVE = 15.0
 STREAM_URL_SECONDS = 4 * 3600
-
-
-async def _read_upload(request: web.Request) -> tuple[bytes, str | None]:
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name != "nzb":
-            continue
-        data = bytearray()
-        while chunk := await part.read_chunk(256 * 1024):
-            data += chunk
-            if len(data) > MAX_NZB_BYTES:
-                raise InvalidInput("the NZB is larger than 64 MiB")
-        return bytes(data), part.filename
-    raise InvalidInput("the multipart body needs a file field named 'nzb'")
 
 
 @routes.post("/jobs")
@@ -46,7 +33,7 @@ async def create_job(request: web.Request) -> web.Response:
     ctype = request.content_type
     settings = request.config_dict[SETTINGS]
     if ctype == "multipart/form-data":
-        data, filename = await _read_upload(request)
+        data, filename = await read_upload(request, "nzb", MAX_NZB_BYTES)
         source = Source.UPLOAD
     elif ctype == "application/json":
         body = await json_body(request)
@@ -148,7 +135,7 @@ async def stream(request: web.Request) -> web.Response:
     expires = int(time.time()) + STREAM_URL_SECONDS
     if job.expires_at is not None:
         expires = min(expires, math.ceil(job.expires_at))
-    token = sign(request.config_dict[SECRET], job.job_id, expires)
+    token = sign(request.config_dict[CREDENTIALS].media_key(), job.job_id, expires)
     base = request.config_dict[SETTINGS].server.base_path
     url = f"{base}media/{job.job_id}/{quote(view.name)}?token={token}"
     return web.json_response(
@@ -172,8 +159,9 @@ async def get_position(request: web.Request) -> web.Response:
 
 @routes.put("/jobs/{job_id}/position")
 async def put_position(request: web.Request) -> web.Response:
-    job = await request.config_dict[JOBS].get(job_id(request))
-    body = await json_body(request)
+    ident = job_id(request)
+    body = await json_body(request)  # a bad body is the caller's mistake, job or no job
+    job = await request.config_dict[JOBS].get(ident)
     value = body.get("position")
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e7:
         raise InvalidInput("position must be a number of seconds (0 or more)")

@@ -4,6 +4,7 @@ over to the web server or the download engine. No logic of its own beyond that."
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import getpass
 import os
@@ -14,13 +15,12 @@ from pathlib import Path
 
 from server.config.describe import describe, secret_values
 from server.config.load import (
-    DEFAULT_CONFIG_PATH,
     load_config,
     parse_server_url,
     resolve_config_path,
 )
 from server.config.settings import UsenetServerConfig
-from server.errors import ConfigError
+from server.errors import ConfigError, StoreError
 from server.logs import LEVELS, setup_logging
 
 #: Exit status for a bad command line or configuration, as argparse uses for usage errors.
@@ -98,10 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     set_password = commands.add_parser(
         "set-password",
         parents=[common],
-        help="set the web UI password (stored as a scrypt hash in the config file)",
-        description="Ask for the web UI password twice and write its scrypt hash to "
-        "password_hash in the [auth] section of the configuration file, keeping the rest of "
-        "the file as it is. Restart Matinee afterwards.",
+        help="set the web UI password (its scrypt hash, in Matinee's database)",
+        description="Ask for the web UI password twice and store its scrypt hash in "
+        "Matinee's database (in the data_dir the configuration names). A running Matinee "
+        "uses it at once; every browser has to log in again.",
     )
     set_password.add_argument(
         "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
@@ -199,10 +199,10 @@ def _download(args: argparse.Namespace) -> int:
 
 def _set_password(args: argparse.Namespace) -> int:
     # Imported here so that the other commands do not load the web stack.
-    from server.config.edit import write_password_hash
-    from server.http.passwords import MIN_PASSWORD, hash_password
+    from server.http.passwords import MAX_PASSWORD, MIN_PASSWORD, hash_password
+    from server.store.db import FILE_NAME
 
-    path = resolve_config_path(_config_path(args)) or DEFAULT_CONFIG_PATH
+    settings = load_config(_config_path(args))
     try:
         if args.stdin:
             password = sys.stdin.readline().rstrip("\r\n")
@@ -215,22 +215,30 @@ def _set_password(args: argparse.Namespace) -> int:
     except (EOFError, KeyboardInterrupt):
         print("\nmatinee set-password: no password given; nothing changed", file=sys.stderr)
         return 1
-    if len(password) < MIN_PASSWORD:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         print(
-            f"matinee set-password: the password must be at least {MIN_PASSWORD} characters;"
-            " nothing changed",
+            f"matinee set-password: the password must be at least {MIN_PASSWORD} characters"
+            f" (and at most {MAX_PASSWORD}); nothing changed",
             file=sys.stderr,
         )
         return 1
+    path = settings.server.data_dir / FILE_NAME
     try:
-        action = write_password_hash(path, hash_password(password))
-    except (OSError, ValueError) as exc:
-        print(f"matinee set-password: cannot update {path}: {exc}", file=sys.stderr)
+        asyncio.run(_store_password(path, hash_password(password)))
+    except (OSError, StoreError) as exc:
+        print(f"matinee set-password: cannot store it in {path}: {exc}", file=sys.stderr)
         return 1
-    done = {"replaced": "Replaced", "added": "Added", "created": "Created the file with"}[action]
-    print(f"{done} password_hash in the [auth] section of {path}.")
-    print("Restart Matinee to use the new password.")
+    print(f"The password is set (in {path}). Matinee uses it at once;")
+    print("every browser has to log in again.")
     return 0
+
+
+async def _store_password(path: Path, encoded: str) -> None:
+    from server.store.db import store_context
+
+    await asyncio.to_thread(path.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
+    async with store_context(path) as store:
+        await store.credentials.set_password(encoded)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -21,6 +21,7 @@ def describe(settings: Settings) -> list[str]:
         f"server: data in {s.server.data_dir}",
         "server: trusted proxies "
         + (", ".join(str(net) for net in s.server.trusted_proxies) or "none"),
+        "server: household networks " + ", ".join(str(net) for net in s.server.lan_networks),
         f"auth: UI password {_mask(s.auth.password_hash)}, {len(s.auth.api_keys)} API key(s)"
         f", session secret {_mask(s.auth.session_secret)}",
     ]

@@ -174,6 +174,14 @@ def _server(t: Table, base_dir: Path) -> ServerConfig:
         base_path=t.value("base_path", d.base_path, base_path),
         data_dir=t.path("data_dir", d.data_dir, base_dir),
         trusted_proxies=tuple(t.list_of("trusted_proxies", network, "IP addresses or networks")),
+        lan_networks=tuple(
+            t.list_of(
+                "lan_networks",
+                network,
+                "IP addresses or networks",
+                default=list(d.lan_networks),
+            )
+        ),
     )
     t.finish()
     return config

@@ -25,6 +25,11 @@ class ServerConfig:
     base_path: str = "/"
     data_dir: Path = Path("data")
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    #: The household's own networks (the first password may be chosen only from these).
+    lan_networks: tuple[IPNetwork, ...] = tuple(
+        ipaddress.ip_network(n) for n in ("127.0.0.0/8", "::1/128", "10.0.0.0/8",
+        "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10")
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from server.errors import StoreError
 from server.keys import SETTINGS, STORE
 from server.store import migrations
 from server.store.cache import CacheTable
+from server.store.credentials import CredentialsTable
 from server.store.events import EventsTable
 from server.store.jobs import JobsTable
 from server.store.migrations import APPLICATION_ID, split_statements
@@ -171,7 +172,8 @@ class Database:
 
 class Store:
     """The open database, its queries grouped per table: ``store.jobs.get(...)``,
-    ``store.events.add(...)``, ``store.positions``, ``store.cache``, ``store.sessions``."""
+    ``store.events.add(...)``, ``store.positions``, ``store.cache``, ``store.sessions``,
+    ``store.credentials``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -181,6 +183,7 @@ class Store:
         self.positions = PositionsTable(db)
         self.cache = CacheTable(db)
         self.sessions = SessionsTable(db)
+        self.credentials = CredentialsTable(db)
 
     @classmethod
     async def open(cls, path: Path, *, clock: Clock = time.time) -> Store:

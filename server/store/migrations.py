@@ -86,6 +86,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN failure TEXT CHECK (failure IN
         ('usenet', 'storage', 'indexer', 'tmdb', 'release', 'media', 'internal'));
     """,
+    # 3: the household's password lives here, so that a change takes effect at once (also
+    # under systemd, where the config file is read-only); ``epoch`` counts changes and "log
+    # out everywhere", and keys the media tokens.
+    """
+    CREATE TABLE credentials (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        password_hash TEXT,
+        source        TEXT NOT NULL CHECK (source IN ('none', 'config', 'set')),
+        epoch         INTEGER NOT NULL DEFAULT 0,
+        changed_at    REAL
+    ) STRICT;
+    INSERT INTO credentials (id, password_hash, source, epoch) VALUES (1, NULL, 'none', 0);
+    """,
 )
 
 
