@@ -78,10 +78,11 @@ async def proxied(
         base_dir=tmp_path,
         env={},
     )  # fmt: skip
-    server = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
+    upstream = free_port()
+    server = TestServer(create_app(settings), host="127.0.0.1", port=upstream)
     await server.start_server()
     try:
-        async with reverse_proxy(request.param, tmp_path / request.param, server.port) as port:
+        async with reverse_proxy(request.param, tmp_path / request.param, upstream) as port:
             yield Proxied(f"http://127.0.0.1:{port}", nntp)
     finally:
         await server.close()
