@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash .ci/system-deps.sh
 
+# 0600: the file will hold the Usenet password and the indexers' API keys.
 $(CONFIG):
-	cp config.example.toml $(CONFIG)
+	install -m 600 config.example.toml $(CONFIG)
 	@echo "Created $(CONFIG) from config.example.toml: edit it to add your accounts."
 
 run: $(STAMP) $(CONFIG)

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from server.cli import download as download_cmd
 from server.cli.download import DownloadRequest
@@ -23,7 +25,10 @@ from server.cli.main import main
 from server.config.load import parse_server_url
 from server.config.settings import Settings, UsenetServerConfig
 from server.errors import ConfigError
+from server.http.tokens import load_or_create_secret
 from server.logs import setup_logging
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GOOD = """
 [server]
@@ -439,3 +444,39 @@ def test_setting_up_logging_twice_keeps_one_handler() -> None:
     logging.getLogger("x").info("once")
     assert first.getvalue() == ""
     assert second.getvalue().count("once") == 1
+
+
+async def test_the_access_log_never_holds_a_media_token(tmp_path: Path) -> None:
+    # A real request through aiohttp's access log, as `matinee serve` writes it.
+    stream = io.StringIO()
+    setup_logging("info", stream=stream)
+
+    async def media(request: web.Request) -> web.Response:
+        return web.Response(text="bytes")
+
+    app = web.Application()
+    app.router.add_get("/media/{job}/{name}", media)
+    token = "1900000000.AbCdEfGhIjKlMnOpQrStUvWx"
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get(f"/media/job_1_0123abcd/movie.mkv?token={token}&x=1")
+        assert resp.status == 200
+    text = stream.getvalue()
+    assert "GET /media/job_1_0123abcd/movie.mkv?token=******&x=1" in text
+    assert "AbCdEf" not in text
+
+
+def test_make_run_writes_a_private_config_and_the_server_a_private_data_dir(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.toml"
+    done = subprocess.run(
+        ["make", "--no-print-directory", f"CONFIG={config}", str(config)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert config.read_text() == (ROOT / "config.example.toml").read_text()
+    data = tmp_path / "data"
+    load_or_create_secret(None, data)
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert (data / "secret.key").stat().st_mode & 0o777 == 0o600

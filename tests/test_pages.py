@@ -5,6 +5,8 @@ the configured base path. (Browser tests drive the same pages with JavaScript.)"
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 import pytest
@@ -350,3 +352,23 @@ async def test_status_page_does_not_wait_long_for_a_slow_indexer(
     geek = page.one("li", **{"data-service": "Indexer geek"})
     assert geek.attrs["data-state"] == "error"
     assert "Did not answer within 0.3 s" in geek.text
+
+
+async def test_pages_carry_a_strict_content_security_policy(site: Site) -> None:
+    resp = await site.client.get(f"{site.base}", headers=site.headers())
+    html = await resp.text()
+    csp = resp.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
+    # The only inline script is the import map, allowed by its exact hash.
+    inline = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", html, re.S)
+    kinds = sorted(re.search(r'type="([^"]+)"', attrs)[1] for attrs, _ in inline)  # type: ignore[index]
+    assert kinds == ["application/json", "importmap"]
+    (import_map,) = [body for attrs, body in inline if "importmap" in attrs]
+    digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
+    assert directives["script-src"] == f"'self' 'sha256-{digest}'"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    # Not only pages: static files and errors are never sniffed into something else.
+    css = await site.client.get(f"{site.base}static/matinee.css")
+    assert css.headers["X-Content-Type-Options"] == "nosniff"

@@ -256,7 +256,7 @@ async def store_context(path: Path, *, clock: Clock = time.time) -> AsyncIterato
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     data_dir = app[SETTINGS].server.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # secrets and the database
     async with store_context(data_dir / FILE_NAME) as store:
         app[STORE] = store
         yield

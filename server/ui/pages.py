@@ -31,6 +31,7 @@ from server.jobs import lifecycle
 from server.jobs.lifecycle import ACTIVE, Mode, Source, Status, can_play, label
 from server.keys import DEMO, DISCOVERY, JOBS, SETTINGS, STORE
 from server.store.jobs import Job
+from server.ui import headers
 from server.ui.filters import clock, eta, relative, size, speed
 from server.ui.images import image_url
 from server.ui.templates import STATIC_DIR, render
@@ -249,8 +250,8 @@ def _import_map(app: web.Application) -> dict[str, dict[str, str]]:
 
 def setup(app: web.Application, environ: Mapping[str, str] = os.environ) -> None:
     """The page routes, and what every template may use: ``demo`` (MATINEE_DEMO=1, read here,
-    once), ``importmap``, ``lifecycle_json`` and the formatting filters. After the
-    templates' setup."""
+    once), ``importmap_json`` (and the CSP that allows it), ``lifecycle_json`` and the
+    formatting filters. After the templates' setup."""
     base = app[SETTINGS].server.base_path
     app[DEMO] = environ.get("MATINEE_DEMO", "").strip() == "1"
     env = aiohttp_jinja2.get_env(app)
@@ -269,4 +270,7 @@ def setup(app: web.Application, environ: Mapping[str, str] = os.environ) -> None
     router.add_get(f"{base}play/{{job_id}}", play, name="play")
     router.add_get(f"{base}downloads", downloads, name="downloads")
     router.add_get(f"{base}favicon.ico", favicon, name="favicon")
-    env.globals["importmap"] = _import_map(app)
+    # Rendered as it is (not through a filter), so that its hash in the CSP is exact.
+    import_map = json.dumps(_import_map(app), separators=(",", ":"))
+    env.globals["importmap_json"] = import_map
+    headers.setup(app, import_map)
