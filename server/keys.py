@@ -32,6 +32,7 @@ SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")  # login sessions (in th
 IMAGES: web.AppKey[ImageCache] = web.AppKey("images")  # posters and photos cached on disk
 #: Trusted proxies already warned about for sending no X-Forwarded-For.
 PROXIES_WARNED: web.AppKey[set[str]] = web.AppKey("proxies_warned")
+EVENT_STREAMS: web.AppKey[dict[str, int]] = web.AppKey("event_streams")  # open, per client
 CSP: web.AppKey[str] = web.AppKey("csp")  # the pages' Content-Security-Policy
 DEMO: web.AppKey[bool] = web.AppKey("demo")  # MATINEE_DEMO=1: stand-in services; pages say so
 

@@ -25,6 +25,7 @@ from server.cli.main import main
 from server.config.load import parse_server_url
 from server.config.settings import Settings, UsenetServerConfig
 from server.errors import ConfigError
+from server.http.limits import HEADER_SECONDS
 from server.http.tokens import load_or_create_secret
 from server.logs import setup_logging
 
@@ -236,7 +237,13 @@ def test_serve_runs_the_app_on_the_configured_address(
     fake = FakeServe(monkeypatch)
     assert main([arg.format(config=good_config) for arg in argv]) == 0
     assert fake.settings is not None and fake.settings.server.port == 9123
-    assert fake.run == {"app": "the app", "host": "127.0.0.1", "port": 9123}
+    # With the bound on reading a request's headers (tests/test_limits.py shows it works).
+    assert fake.run == {
+        "app": "the app",
+        "host": "127.0.0.1",
+        "port": 9123,
+        "keepalive_timeout": HEADER_SECONDS,
+    }
     err = capsys.readouterr().err
     # Logging is set up before the app runs, with the configured secrets masked.
     assert "GET /?apikey=******" in err

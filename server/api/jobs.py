@@ -19,8 +19,10 @@ from server.api.shapes import failure_error, iso, job_json
 from server.discovery.nzb_source import MAX_NZB_BYTES, download_nzb
 from server.errors import Conflict, InvalidInput, NotFound
 from server.http.forms import read_upload
+from server.http.limits import event_stream_slot
 from server.http.tokens import sign
 from server.jobs.lifecycle import Source, Status, can_play
+from server.jobs.manager import JobManager
 from server.keys import CREDENTIALS, HTTP, JOBS, SETTINGS, STORE
 
 routes = web.RouteTableDef()
@@ -78,6 +80,13 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     manager = request.config_dict[JOBS]
     ident = job_id(request)
     await manager.get(ident)  # 404 before the stream starts
+    with event_stream_slot(request):
+        return await _stream_events(request, manager, ident)
+
+
+async def _stream_events(
+    request: web.Request, manager: JobManager, ident: str
+) -> web.StreamResponse:
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",

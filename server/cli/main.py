@@ -150,8 +150,10 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from server.app import create_app
+    from server.http.limits import server_options
 
-    web.run_app(create_app(settings), host=settings.server.host, port=settings.server.port)
+    app = create_app(settings)
+    web.run_app(app, host=settings.server.host, port=settings.server.port, **server_options())
     return 0
 
 
