@@ -12,7 +12,7 @@ from aiohttp import web
 from server.api import app as api
 from server.config.settings import Settings
 from server.discovery import service as discovery
-from server.http import credentials, forwarded, health, limits, media, sessions
+from server.http import costs, credentials, forwarded, health, limits, media, sessions
 from server.http.forwarded import forwarded_middleware
 from server.http.middleware import auth_middleware
 from server.http.tokens import load_or_create_secret
@@ -32,6 +32,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SECRET] = load_or_create_secret(settings.auth.session_secret, settings.server.data_dir)
     forwarded.setup(app)  # which trusted proxies were warned about missing headers
     limits.setup(app)  # event streams open per client
+    costs.setup(app)  # release searches and downloads per caller
     # Services, each needing those before it: SQLite; the outgoing HTTP session, TMDB and the
     # indexers (whose cache is the store's); the password and login sessions (in the store);
     # the job runners (which use the store and discovery).

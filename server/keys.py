@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from server.config.settings import Settings
     from server.discovery.service import Discovery
+    from server.http.costs import CostLimiter
     from server.http.credentials import CredentialsWatch
     from server.http.login_limit import LoginLimiter
     from server.http.sessions import ActiveSession, Sessions
@@ -39,3 +40,6 @@ DEMO: web.AppKey[bool] = web.AppKey("demo")  # MATINEE_DEMO=1: stand-in services
 # Per request, set by the auth middleware when a session cookie authenticated the request.
 SESSION: web.RequestKey[ActiveSession] = web.RequestKey("session")
 CSRF_TOKEN: web.RequestKey[str] = web.RequestKey("csrf")  # the session's token, for forms
+#: Who is asking (an API key or a session, by a hash), for the limits on costly requests.
+CALLER: web.RequestKey[str] = web.RequestKey("caller")
+COSTS: web.AppKey[CostLimiter] = web.AppKey("costs")

@@ -7,7 +7,9 @@ import asyncio
 
 import pytest
 
-from tests.support.app import API, HEADERS, follow, until
+from server.http.costs import Budget
+from server.keys import COSTS
+from tests.support.app import API, HEADERS, OTHER_KEY, follow, until
 from tests.support.fake_tmdb import THE_MATRIX, UNKNOWN_MOVIE_ID
 from tests.support.world import MATRIX_RELEASES, World
 
@@ -179,3 +181,23 @@ async def test_a_single_broken_release_says_what_went_wrong(world: World) -> Non
             await asyncio.sleep(0.05)
     message = job["error_message"]
     assert "AMIABLE" in message and "missing" in message and "no other release" in message
+
+
+async def test_searches_and_watches_are_limited_per_caller(world: World) -> None:
+    assert world.client.app is not None
+    costs = world.client.app[COSTS]
+    costs.budgets = {"search": Budget(burst=2, per_minute=1), "fetch": Budget(1, 1)}
+    for _ in range(2):
+        await world.get(f"/movies/{THE_MATRIX}/releases")
+    resp = await world.client.get(f"{API}/movies/{THE_MATRIX}/releases", headers=HEADERS)
+    assert resp.status == 429
+    assert (await resp.json())["code"] == "RATE_LIMITED"
+    assert 30 <= int(resp.headers["Retry-After"]) <= 60
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert (status, body["code"]) == (429, "RATE_LIMITED")
+    # The limits are per caller: another key has its own.
+    other = {"X-Api-Key": OTHER_KEY}
+    resp = await world.client.get(f"{API}/movies/{THE_MATRIX}/releases", headers=other)
+    assert resp.status == 200

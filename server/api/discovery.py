@@ -8,6 +8,7 @@ from server.api.params import json_body, movie_id, page
 from server.api.shapes import job_status
 from server.discovery.service import preference_of
 from server.errors import InvalidInput
+from server.http.costs import spend
 from server.jobs.lifecycle import Mode, Status
 from server.keys import DISCOVERY, JOBS, STORE
 from server.store.jobs import Job
@@ -61,6 +62,7 @@ async def similar(request: web.Request) -> web.Response:
 async def releases(request: web.Request) -> web.Response:
     ident = movie_id(request)
     preference = preference_of(request.query.get("quality_preference"))
+    spend(request, "search")
     found = await request.config_dict[DISCOVERY].releases(ident, preference)
     return web.json_response(
         {
@@ -93,6 +95,7 @@ async def fetch(request: web.Request) -> web.Response:
         title = chosen.title  # the job names its release from the first moment
     elif release_id is not None:
         raise InvalidInput("release_id is only for manual mode")
+    spend(request, "fetch")
     job, created = await request.config_dict[JOBS].submit_movie(
         movie, mode=mode, release_id=release_id, release_title=title, preference=preference
     )

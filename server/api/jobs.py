@@ -18,6 +18,7 @@ from server.api.params import is_job_id, job_id, json_body
 from server.api.shapes import failure_error, iso, job_json
 from server.discovery.nzb_source import MAX_NZB_BYTES, download_nzb
 from server.errors import Conflict, InvalidInput, NotFound
+from server.http.costs import spend
 from server.http.forms import read_upload
 from server.http.limits import event_stream_slot
 from server.http.tokens import sign
@@ -42,6 +43,7 @@ async def create_job(request: web.Request) -> web.Response:
         url = body.get("nzb_url")
         if not isinstance(url, str) or not url.strip():
             raise InvalidInput("give a multipart file field 'nzb' or JSON {\"nzb_url\": ...}")
+        spend(request, "fetch")
         data, filename = await download_nzb(
             request.config_dict[HTTP], url.strip(), settings.indexers
         )

@@ -291,7 +291,7 @@ def spec(server_url: str = "/") -> S:
                 ],
                 "responses": {
                     "200": _json(_ref("Releases"), "Releases"),
-                    **_errors(400, 401, 404, 502),
+                    **_errors(400, 401, 404, 429, 502),
                 },
             }
         },
@@ -318,7 +318,7 @@ def spec(server_url: str = "/") -> S:
                 "responses": {
                     "202": _json(_ref("JobRef"), "A new job"),
                     "200": _json(_ref("JobRef"), "The movie's active job"),
-                    **_errors(400, 401, 403, 502),
+                    **_errors(400, 401, 403, 429, 502),
                 },
             }
         },
@@ -351,7 +351,7 @@ def spec(server_url: str = "/") -> S:
                 },
                 "responses": {
                     "202": _json(_ref("JobRef"), "Queued"),
-                    **_errors(400, 401, 403, 502),
+                    **_errors(400, 401, 403, 429, 502),
                 },
             },
             "get": {

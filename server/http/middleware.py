@@ -7,6 +7,7 @@ auth sees the client's address and scheme as the trusted reverse proxy reported 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
@@ -18,7 +19,7 @@ from yarl import URL
 from server.errors import Forbidden, Unauthorized
 from server.http.sessions import SAFE_METHODS, csrf_ok, session_for, set_session_cookie
 from server.http.tokens import verify
-from server.keys import CREDENTIALS, CSRF_TOKEN, SESSION, SETTINGS
+from server.keys import CALLER, CREDENTIALS, CSRF_TOKEN, SESSION, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     redirect to the login page for pages."""
     base = request.config_dict[SETTINGS].server.base_path
     rel = relative_path(request.path, base)
-    if is_public(request) or _api_key_ok(request) or _media_token_ok(request, rel):
+    if is_public(request) or _media_token_ok(request, rel):
+        return await handler(request)
+    if _api_key_ok(request):
+        # Who is asking, for the limits on what costs: one caller per key.
+        key = request.headers["X-Api-Key"].encode()
+        request[CALLER] = "key:" + hashlib.sha256(key).hexdigest()[:16]
         return await handler(request)
     session = await session_for(request)
     if session is not None:
+        request[CALLER] = "session:" + hashlib.sha256(session.session_id.encode()).hexdigest()[:16]
         # API keys are exempt: a page on another site cannot make a browser send one.
         if request.method not in SAFE_METHODS and not await csrf_ok(request, session):
             raise Forbidden(

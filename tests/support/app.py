@@ -23,6 +23,8 @@ from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 API = "/" + API_PREFIX
 KEY = "test-api-key-0123456789"
 HEADERS = {"X-Api-Key": KEY}
+#: A second program's key: limits that are per caller give it its own.
+OTHER_KEY = "other-test-api-key-9876543210"
 PART = 64 * 1024
 
 Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
@@ -31,7 +33,7 @@ Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
 def settings_for(tmp: Path, srv: FakeNntpServer, **extra: Any) -> Settings:
     raw: dict[str, Any] = {
         "server": {"data_dir": str(tmp / "data")},
-        "auth": {"api_keys": [KEY]},
+        "auth": {"api_keys": [KEY, OTHER_KEY]},
         "usenet": {
             "servers": [
                 {
