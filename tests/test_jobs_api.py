@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from server.config.settings import Settings
-from server.keys import JOBS
+from server.keys import JOBS, STORE
 from tests.support.app import (
     API,
     HEADERS,
@@ -331,3 +331,38 @@ async def test_ready_jobs_are_deleted_when_their_time_is_up(
     assert await manager.reap_expired() == [job_id]
     assert (await job(client, job_id))["status"] == "deleted"
     assert not folder.exists()
+
+
+async def test_failed_jobs_lose_their_files_after_failed_hours(
+    fake_nntp: FakeNntpFactory,
+    start_app: Callable[[Settings], Awaitable[Client]],
+    tmp_path: Path,
+) -> None:
+    data = os.urandom(300_000)
+    nzb, arts = post_of(data, "broken.mkv")
+    srv = await fake_nntp(articles=arts)
+    srv.missing.add(arts[1].message_id)
+    client = await start_app(settings_for(tmp_path, srv, retention={"failed_hours": 2}))
+    job_id = await submit(client, nzb)
+    async with asyncio.timeout(20):
+        while (j := await job(client, job_id))["status"] != "error":
+            await asyncio.sleep(0.05)
+    assert j["expires_at"] is not None  # the page can say when the partial files go
+    folder = tmp_path / "data" / "downloads" / job_id
+    assert any(folder.rglob("broken.mkv"))  # what it got is there to look at, for now
+    assert client.app is not None
+    manager = client.app[JOBS]
+    store = client.app[STORE]
+    await store.cache.put("tmdb:old", b"stale", 60)
+    await manager.housekeeping()
+    assert folder.exists()
+    manager.clock = lambda: time.time() + 2 * 3600 + 1
+    await manager.housekeeping()
+    assert not folder.exists()
+    assert (await job(client, job_id))["status"] == "deleted"
+    assert await store.cache.get("tmdb:old", now=0) is None  # expired entries purged too
+    # Thirty days on, the deleted job's row and history go as well.
+    manager.clock = lambda: time.time() + 31 * 86400
+    await manager.housekeeping()
+    resp = await client.get(f"{API}/jobs/{job_id}", headers=HEADERS)
+    assert resp.status == 404

@@ -54,6 +54,7 @@ def describe(settings: Settings) -> list[str]:
     lines.append(
         f"retention: ready for {s.retention.ready_hours:g} h"
         f", local files kept {s.retention.local_hours:g} h (not acted on yet)"
+        f", failed jobs' files kept {s.retention.failed_hours:g} h"
     )
     if s.r2.enabled:
         lines.append(

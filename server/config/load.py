@@ -304,7 +304,11 @@ def _downloads(t: Table, base_dir: Path, data_dir: Path) -> DownloadsConfig:
 
 def _retention(t: Table) -> RetentionConfig:
     ready = t.number("ready_hours", 24.0)
-    config = RetentionConfig(ready_hours=ready, local_hours=t.number("local_hours", ready))
+    config = RetentionConfig(
+        ready_hours=ready,
+        local_hours=t.number("local_hours", ready),
+        failed_hours=t.number("failed_hours", 24.0),
+    )
     t.finish()
     return config
 

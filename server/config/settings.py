@@ -103,6 +103,8 @@ class RetentionConfig:
     ready_hours: float = 24.0
     #: load_config defaults this to ready_hours.
     local_hours: float = 24.0
+    #: A failed job's partial files go this long after it failed (cancelled ones at once).
+    failed_hours: float = 24.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # releases tried in auto mode before a job gives up
 RETENTION_SWEEP = 60.0  # seconds between looks for expired jobs
+DELETED_ROWS_KEPT = 30 * 86400.0  # a deleted job's row and history stay this long
 TICK = 1.0  # seconds between progress writes
 NZB_FILE = "job.nzb"
 FILES_DIR = "files"
@@ -121,10 +122,19 @@ class JobManager:
             gone.append(job.job_id)
         return gone
 
+    async def housekeeping(self) -> None:
+        """Expired jobs deleted (ready or failed); then what nobody needs any more: expired
+        HTTP cache entries and login sessions, and the rows of jobs deleted long ago."""
+        await self.reap_expired()
+        now = self.clock()
+        await self.store.cache.purge(now)
+        await self.store.sessions.purge(now)
+        await self.store.jobs.purge_deleted(now - DELETED_ROWS_KEPT)
+
     async def _reap_expired(self) -> None:
         while True:
             try:
-                await self.reap_expired()
+                await self.housekeeping()
             except Exception:  # a failed sweep must not stop later ones
                 log.exception("retention sweep failed")
             await asyncio.sleep(RETENTION_SWEEP)
@@ -555,7 +565,10 @@ class JobManager:
     async def _fail(self, job_id: str, message: str, failure: Failure) -> None:
         log.warning("job %s: %s", job_id, message)
         try:
-            self._changed(await self.store.jobs.fail(job_id, message, failure))
+            expires = self.clock() + self.settings.retention.failed_hours * 3600
+            self._changed(
+                await self.store.jobs.fail(job_id, message, failure, expires_at=expires)
+            )
             await self.store.events.add(job_id, "error", message, {"failure": failure.value})
         except Exception:  # the store is closing or broken: the log line above is all we can do
             log.exception("job %s: cannot record the failure", job_id)

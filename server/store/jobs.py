@@ -354,7 +354,10 @@ class JobsTable:
                 media_size=None,
             )
 
-    async def fail(self, job_id: str, message: str, failure: Failure) -> Job:
+    async def fail(
+        self, job_id: str, message: str, failure: Failure, *, expires_at: float | None = None
+    ) -> Job:
+        """Failed; its files are deleted at ``expires_at`` (the retention sweep's doing)."""
         return await self._change(
             job_id,
             status=Status.ERROR,
@@ -362,7 +365,16 @@ class JobsTable:
             failure=failure,
             speed_bps=0.0,
             eta_seconds=None,
+            expires_at=expires_at,
         )
+
+    async def purge_deleted(self, before: float) -> int:
+        """Rows of jobs deleted before ``before`` go, with their events: housekeeping."""
+        async with self._db.write() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM jobs WHERE status = 'deleted' AND updated_at < ?", (before,)
+            )
+            return cursor.rowcount
 
     async def mark_deleted(self, job_id: str) -> Job:
         return await self._change(
