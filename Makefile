@@ -5,7 +5,7 @@ CONFIG  ?= config.toml
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test check fast fmt lint typecheck unit bench demo system-deps clean
+.PHONY: run test check fast fmt lint typecheck unit bench demo system-deps clean install uninstall
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +60,10 @@ clean:
 
 demo: system-deps $(STAMP)
 	$(PY) -m tests.support.demo
+
+# Matinee as a systemd service (as root): see systemd/install.sh and the README.
+install:
+	bash systemd/install.sh install
+
+uninstall:
+	bash systemd/install.sh uninstall

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -86,6 +87,19 @@ class JsonFormatter(logging.Formatter):
         return jsonlib.dumps(entry, ensure_ascii=False)
 
 
+def under_journald() -> bool:
+    """stderr goes to journald: systemd says so in JOURNAL_STREAM (device:inode of it)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = stream.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
+
+
 def setup_logging(
     level: str,
     *,
@@ -111,6 +125,9 @@ def setup_logging(
     handler.addFilter(secret_filter)
     if json:
         handler.setFormatter(JsonFormatter())
+    elif under_journald():
+        # journald stamps and levels each line itself; the level stays readable in the text.
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root.addHandler(handler)

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import types
@@ -20,12 +21,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from server.cli import download as download_cmd
+from server.cli import serve as serve_module
 from server.cli.download import DownloadRequest
 from server.cli.main import main
 from server.config.load import parse_server_url
 from server.config.settings import Settings, UsenetServerConfig
 from server.errors import ConfigError
-from server.http.limits import HEADER_SECONDS
 from server.http.tokens import load_or_create_secret
 from server.logs import setup_logging
 
@@ -200,7 +201,7 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 
 
 class FakeServe:
-    """Stands in for server.app (written separately) and web.run_app, which would block."""
+    """Stands in for server.app and the serving loop (tests/test_serve.py runs the real one)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.settings: Settings | None = None
@@ -208,14 +209,14 @@ class FakeServe:
         module = types.ModuleType("server.app")
         module.create_app = self.create_app  # type: ignore[attr-defined]
         monkeypatch.setitem(sys.modules, "server.app", module)
-        monkeypatch.setattr(web, "run_app", self.run_app)
+        monkeypatch.setattr(serve_module, "serve", self.serve)
 
     def create_app(self, settings: Settings) -> str:
         self.settings = settings
         return "the app"
 
-    def run_app(self, app: object, **kwargs: Any) -> None:
-        self.run = {"app": app, **kwargs}
+    async def serve(self, app: object, host: str, port: int) -> None:
+        self.run = {"app": app, "host": host, "port": port}
         logging.getLogger("aiohttp.access").info("GET /?apikey=%s", "tmdb-token-secret-2")
 
 
@@ -237,13 +238,7 @@ def test_serve_runs_the_app_on_the_configured_address(
     fake = FakeServe(monkeypatch)
     assert main([arg.format(config=good_config) for arg in argv]) == 0
     assert fake.settings is not None and fake.settings.server.port == 9123
-    # With the bound on reading a request's headers (tests/test_limits.py shows it works).
-    assert fake.run == {
-        "app": "the app",
-        "host": "127.0.0.1",
-        "port": 9123,
-        "keepalive_timeout": HEADER_SECONDS,
-    }
+    assert fake.run == {"app": "the app", "host": "127.0.0.1", "port": 9123}
     err = capsys.readouterr().err
     # Logging is set up before the app runs, with the configured secrets masked.
     assert "GET /?apikey=******" in err
@@ -487,3 +482,24 @@ def test_make_run_writes_a_private_config_and_the_server_a_private_data_dir(
     load_or_create_secret(None, data)
     assert data.stat().st_mode & 0o777 == 0o700
     assert (data / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_under_journald_lines_carry_no_timestamp_of_their_own(tmp_path: Path) -> None:
+    err = tmp_path / "stderr"
+    code = (
+        "import logging; from server.logs import setup_logging;"
+        " setup_logging('info'); logging.getLogger('server.x').warning('job %s: disk full', 'j1')"
+    )
+    for journald in (True, False):
+        with err.open("w") as out:
+            st = os.fstat(out.fileno())
+            env = {**os.environ}
+            env.pop("JOURNAL_STREAM", None)
+            if journald:  # what systemd sets when stderr is its journal stream
+                env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+            subprocess.run([sys.executable, "-c", code], stderr=out, env=env, cwd=ROOT, check=True)
+        line = err.read_text().strip()
+        if journald:
+            assert line == "WARNING server.x: job j1: disk full"
+        else:
+            assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING server.x: job j1", line)

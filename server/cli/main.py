@@ -19,7 +19,7 @@ from server.config.load import (
     parse_server_url,
     resolve_config_path,
 )
-from server.config.settings import UsenetServerConfig
+from server.config.settings import LoggingConfig, UsenetServerConfig
 from server.errors import ConfigError, StoreError
 from server.logs import LEVELS, setup_logging
 
@@ -145,15 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = load_config(_config_path(args))
-    _setup_logging(args, secret_values(settings))
+    _setup_logging(args, secret_values(settings), settings.logging)
     # Imported here so that check-config and download do not load the web stack.
-    from aiohttp import web
-
     from server.app import create_app
-    from server.http.limits import server_options
+    from server.cli.serve import serve
 
     app = create_app(settings)
-    web.run_app(app, host=settings.server.host, port=settings.server.port, **server_options())
+    asyncio.run(serve(app, settings.server.host, settings.server.port))
     return 0
 
 
@@ -256,10 +254,14 @@ def _config_label(args: argparse.Namespace) -> str:
     return str(path) if path else "no config file"
 
 
-def _setup_logging(args: argparse.Namespace, secrets: list[str]) -> None:
+def _setup_logging(
+    args: argparse.Namespace, secrets: list[str], configured: LoggingConfig | None = None
+) -> None:
+    """The command line's --log-level and --log-json win over [logging] of the config."""
+    configured = configured or LoggingConfig()
     setup_logging(
-        getattr(args, "log_level", "info"),
-        json=getattr(args, "log_json", False),
+        getattr(args, "log_level", configured.level),
+        json=getattr(args, "log_json", configured.format == "json"),
         secrets=secrets,
     )
 

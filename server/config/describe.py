@@ -66,6 +66,7 @@ def describe(settings: Settings) -> list[str]:
         )
     else:
         lines.append("r2: disabled")
+    lines.append(f"logging: {s.logging.level}, {s.logging.format}")
     return lines
 
 

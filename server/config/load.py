@@ -23,6 +23,7 @@ from server.config.settings import (
     AuthConfig,
     DownloadsConfig,
     IndexerConfig,
+    LoggingConfig,
     R2Config,
     RetentionConfig,
     ServerConfig,
@@ -32,7 +33,7 @@ from server.config.settings import (
     UsenetServerConfig,
 )
 from server.errors import ConfigError
-from server.logs import MASK
+from server.logs import LEVELS, MASK
 
 #: Used when no --config is given and MATINEE_CONFIG is not set; relative to the cwd.
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -92,11 +93,12 @@ def parse_config(
     downloads = _downloads(root.table("downloads"), base_dir, server.data_dir)
     retention = _retention(root.table("retention"))
     r2 = _r2(root.table("r2"))
+    logging_ = _logging(root.table("logging"))
     root.finish()
 
     if errors:
         raise ConfigError(errors)
-    return Settings(server, auth, tmdb, indexers, usenet, downloads, retention, r2)
+    return Settings(server, auth, tmdb, indexers, usenet, downloads, retention, r2, logging_)
 
 
 # --------------------------------------------------------------------------- env overrides
@@ -309,6 +311,21 @@ def _retention(t: Table) -> RetentionConfig:
         local_hours=t.number("local_hours", ready),
         failed_hours=t.number("failed_hours", 24.0),
     )
+    t.finish()
+    return config
+
+
+def _logging(t: Table) -> LoggingConfig:
+    d = LoggingConfig()
+    level = t.string("level", d.level).lower()
+    if level not in LEVELS:
+        t.error("level", f"must be one of {', '.join(LEVELS)}")
+        level = d.level
+    form = t.string("format", d.format)
+    if form not in ("text", "json"):
+        t.error("format", 'must be "text" or "json"')
+        form = d.format
+    config = LoggingConfig(level=level, format=form)
     t.finish()
     return config
 

@@ -122,6 +122,14 @@ class R2Config:
 
 
 @dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    #: debug, info, warning, error or critical.
+    level: str = "info"
+    #: "text" (one line per event; no timestamps of its own under journald) or "json".
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
@@ -131,3 +139,4 @@ class Settings:
     downloads: DownloadsConfig = DownloadsConfig()
     retention: RetentionConfig = RetentionConfig()
     r2: R2Config = R2Config()
+    logging: LoggingConfig = LoggingConfig()
