@@ -16,6 +16,7 @@
     ├── StoreError               the database cannot be opened or used
     └── ServiceError             something Matinee depends on failed
         ├── TmdbError            TMDB refused, failed or answered nonsense
+        │   └── TmdbUnreachable  TMDB could not be reached at all (the network, a timeout)
         ├── IndexerError         a newznab indexer did
         ├── UsenetError          every Usenet server refused or failed
         └── StorageError         the disk (or the R2 store) failed or is full
@@ -89,6 +90,10 @@ class ServiceError(MatineeError):
 
 
 class TmdbError(ServiceError):
+    pass
+
+
+class TmdbUnreachable(TmdbError):
     pass
 
 

@@ -10,7 +10,7 @@ import pytest
 from server.http.costs import Budget
 from server.keys import COSTS
 from tests.support.app import API, HEADERS, OTHER_KEY, follow, until
-from tests.support.fake_tmdb import THE_MATRIX, UNKNOWN_MOVIE_ID
+from tests.support.fake_tmdb import INCEPTION, THE_MATRIX, UNKNOWN_MOVIE_ID
 from tests.support.world import MATRIX_RELEASES, World
 
 
@@ -201,3 +201,34 @@ async def test_searches_and_watches_are_limited_per_caller(world: World) -> None
     other = {"X-Api-Key": OTHER_KEY}
     resp = await world.client.get(f"{API}/movies/{THE_MATRIX}/releases", headers=other)
     assert resp.status == 200
+
+
+async def test_watch_of_an_unknown_movie_or_one_without_releases_is_404(world: World) -> None:
+    status, body = await world.post_json(f"/movies/{UNKNOWN_MOVIE_ID}/fetch", {"mode": "auto"})
+    assert (status, body["code"]) == (404, "NOT_FOUND")
+    world.geek.releases = []
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert (status, body["code"]) == (404, "NOT_FOUND")
+    assert "no release of The Matrix" in body["error"]
+    assert (await world.get("/jobs"))["jobs"] == []  # no job was made for either
+
+
+async def test_deleted_jobs_are_listed_only_when_asked_for(world: World) -> None:
+    world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE")
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    resp = await world.client.delete(f"{API}/jobs/{body['job_id']}", headers=HEADERS)
+    assert resp.status == 200
+    assert (await world.get("/jobs"))["jobs"] == []
+    deleted = (await world.get("/jobs?status=deleted"))["jobs"]
+    assert [j["job_id"] for j in deleted] == [body["job_id"]]
+
+
+async def test_tmdb_out_of_reach_is_500_and_an_error_from_tmdb_is_502(world: World) -> None:
+    world.tmdb.fail(status=503)
+    resp = await world.client.get(f"{API}/movies/{INCEPTION}", headers=HEADERS)
+    assert (resp.status, (await resp.json())["code"]) == (502, "TMDB_ERROR")
+    await world.tmdb.stop()  # nothing listens there any more
+    resp = await world.client.get(f"{API}/movies/{INCEPTION}", headers=HEADERS)
+    assert (resp.status, (await resp.json())["code"]) == (500, "INTERNAL_ERROR")
+    assert "cannot reach TMDB" in (await resp.json())["error"]

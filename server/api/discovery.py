@@ -7,7 +7,7 @@ from aiohttp import web
 from server.api.params import json_body, movie_id, page
 from server.api.shapes import job_status
 from server.discovery.service import preference_of
-from server.errors import InvalidInput
+from server.errors import InvalidInput, NotFound
 from server.http.costs import spend
 from server.jobs.lifecycle import Mode, Status
 from server.keys import DISCOVERY, JOBS, STORE
@@ -95,6 +95,13 @@ async def fetch(request: web.Request) -> web.Response:
         title = chosen.title  # the job names its release from the first moment
     elif release_id is not None:
         raise InvalidInput("release_id is only for manual mode")
+    else:
+        # The contract: an unknown movie, or one no indexer offers, is a 404 now rather
+        # than a job that fails later (the search is cached, the job reuses it).
+        found = await request.config_dict[DISCOVERY].releases(movie, preference)
+        if not any(not r.excluded for r in found.releases):
+            title = found.movie.get("title") or f"movie {movie}"
+            raise NotFound(f"no release of {title} was found on the indexers")
     spend(request, "fetch")
     job, created = await request.config_dict[JOBS].submit_movie(
         movie, mode=mode, release_id=release_id, release_title=title, preference=preference

@@ -62,6 +62,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     except ValueError:
         raise InvalidInput(f"status must be one of {', '.join(Status)}") from None
     jobs = await request.config_dict[STORE].jobs.list(status)
+    if status is None:  # deleted jobs only when asked for: they are history, not downloads
+        jobs = [j for j in jobs if j.status != Status.DELETED]
     return web.json_response({"jobs": [job_json(j) for j in jobs]})
 
 

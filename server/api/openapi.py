@@ -227,7 +227,7 @@ JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "
 
 
 def spec(server_url: str = "/") -> S:
-    tmdb = _errors(400, 401, 429, 502)
+    tmdb = _errors(400, 401, 429, 500, 502)  # 500: TMDB out of reach (the contract)
     paths: S = {
         "/search": {
             "get": {
@@ -264,7 +264,7 @@ def spec(server_url: str = "/") -> S:
                 "parameters": [MOVIE_ID],
                 "responses": {
                     "200": _json(_ref("MovieDetails"), "Details"),
-                    **_errors(400, 401, 404, 502),
+                    **_errors(400, 401, 404, 500, 502),
                 },
             }
         },
@@ -274,7 +274,7 @@ def spec(server_url: str = "/") -> S:
                 "parameters": [MOVIE_ID, PAGE],
                 "responses": {
                     "200": _json(_ref("MovieList"), "Movies"),
-                    **_errors(400, 401, 404, 502),
+                    **_errors(400, 401, 404, 500, 502),
                 },
             }
         },
@@ -291,7 +291,7 @@ def spec(server_url: str = "/") -> S:
                 ],
                 "responses": {
                     "200": _json(_ref("Releases"), "Releases"),
-                    **_errors(400, 401, 404, 429, 502),
+                    **_errors(400, 401, 404, 429, 500, 502),
                 },
             }
         },
@@ -318,7 +318,7 @@ def spec(server_url: str = "/") -> S:
                 "responses": {
                     "202": _json(_ref("JobRef"), "A new job"),
                     "200": _json(_ref("JobRef"), "The movie's active job"),
-                    **_errors(400, 401, 403, 429, 502),
+                    **_errors(400, 401, 403, 404, 429, 500, 502),
                 },
             }
         },

@@ -46,7 +46,7 @@ from server.discovery.tmdb_shapes import (
     parse_movie_page,
     tmdb_message,
 )
-from server.errors import NotFound, TmdbError
+from server.errors import NotFound, TmdbError, TmdbUnreachable
 from server.logs import MASK
 from server.store.db import Store
 
@@ -260,14 +260,14 @@ class TmdbClient:
                         return _Reply(response.status, body, response.content_type)
             # TimeoutError first: aiohttp's ServerTimeoutError is also a ClientError.
             except TimeoutError:
-                raise TmdbError(
+                raise TmdbUnreachable(
                     f"TMDB did not answer within {self._timeout_seconds:g} s ({what}); "
                     "try again later"
                 ) from None
             except aiohttp.ClientError as exc:
                 # `from None`: aiohttp's exceptions may carry the request URL, api_key included.
                 reason = self._scrub(str(exc)) or type(exc).__name__
-                raise TmdbError(f"cannot reach TMDB at {host}: {reason}") from None
+                raise TmdbUnreachable(f"cannot reach TMDB at {host}: {reason}") from None
             if attempt == MAX_RETRIES:
                 break
             log.warning("TMDB is rate limiting %s; retrying in %g s", what, delay)
