@@ -132,6 +132,14 @@ async def test_auto_mode_moves_on_when_articles_are_missing(world: World) -> Non
     job = await world.get(f"/jobs/{body['job_id']}")
     assert job["release_title"] == "The.Matrix.1999.720p.BluRay.x264-SiNNERS"
     assert (job["status"], job["attempt"], job["error_message"]) == ("ready", 2, None)
+    # The job's history says what the runner did and why, in order.
+    log = (await world.get(f"/jobs/{body['job_id']}/log"))["events"]
+    kinds = [e["kind"] for e in log]
+    assert kinds[0] == "requested" and kinds[-1] == "ready", kinds
+    assert kinds.index("retry") > kinds.index("release") and kinds.count("release") == 2
+    retry = next(e for e in log if e["kind"] == "retry")
+    assert "AMIABLE" in retry["message"] and "missing" in retry["message"]
+    assert all(e["at"].endswith("Z") for e in log)
 
 
 async def test_auto_mode_gives_up_after_three_releases(world: World) -> None:

@@ -198,6 +198,15 @@ async def test_job_page_lights_play_now_when_playable(site: Site) -> None:
     assert play.attrs["href"] == f"{site.base}play/{job.job_id}"
 
 
+async def test_job_page_has_the_jobs_history(site: Site) -> None:
+    job = await site.job(movie_id=THE_MATRIX, status="downloading")
+    await site.app[STORE].events.add(job.job_id, "release", "chose The.Matrix.1999 from geek")
+    page = await site.get(f"job/{job.job_id}")
+    entries = page.find("li", data_kind="release")
+    assert len(entries) == 1 and "chose The.Matrix.1999 from geek" in entries[0].text
+    assert page.by_id("job-log").tag == "details"
+
+
 async def test_job_page_explains_errors_and_offers_the_next_release(site: Site) -> None:
     job = await site.job(movie_id=THE_MATRIX, status="downloading", playable=True)
     await site.app[STORE].jobs.fail(

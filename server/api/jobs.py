@@ -15,7 +15,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from server.api.params import is_job_id, job_id, json_body
-from server.api.shapes import failure_error, iso, job_json
+from server.api.shapes import event_json, failure_error, iso, job_json
 from server.discovery.nzb_source import MAX_NZB_BYTES, download_nzb
 from server.errors import Conflict, InvalidInput, NotFound
 from server.http.costs import spend
@@ -77,6 +77,14 @@ async def get_job(request: web.Request) -> web.Response:
 async def delete_job(request: web.Request) -> web.Response:
     job = await request.config_dict[JOBS].delete(job_id(request))
     return web.json_response(job_json(job))
+
+
+@routes.get("/jobs/{job_id}/log")
+async def job_log(request: web.Request) -> web.Response:
+    """What the runner did and why: the release chosen, failovers, repairs, retries, errors."""
+    job = await request.config_dict[JOBS].get(job_id(request))
+    events = await request.config_dict[STORE].events.list(job.job_id)
+    return web.json_response({"job_id": job.job_id, "events": [event_json(e) for e in events]})
 
 
 @routes.get("/jobs/{job_id}/events")

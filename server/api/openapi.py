@@ -196,6 +196,24 @@ JOB = _obj(
 JOB_REF = _obj(
     ["job_id", "status"], {"job_id": {"type": "string"}, "status": {"enum": JOB_STATUSES}}
 )
+JOB_LOG = _obj(
+    ["job_id", "events"],
+    {
+        "job_id": {"type": "string"},
+        "events": {
+            "type": "array",
+            "items": _obj(
+                ["at", "kind", "message", "data"],
+                {
+                    "at": {"type": "string", "format": "date-time"},
+                    "kind": {"type": "string"},
+                    "message": {"type": "string"},
+                    "data": {"type": "object"},
+                },
+            ),
+        },
+    },
+)
 STREAM = _obj(
     ["job_id", "url", "kind", "content_type", "size", "expires_at"],
     {
@@ -379,6 +397,16 @@ def spec(server_url: str = "/") -> S:
                 },
             },
         },
+        "/jobs/{job_id}/log": {
+            "get": {
+                "summary": "The job's history: release chosen, failovers, repairs, retries",
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": _json(_ref("JobLog"), "Oldest first"),
+                    **_errors(400, 401, 404),
+                },
+            }
+        },
         "/jobs/{job_id}/events": {
             "get": {
                 "summary": "Server-Sent Events: a Job snapshot (event 'job') on every change",
@@ -443,6 +471,7 @@ def spec(server_url: str = "/") -> S:
                 "Release": RELEASE,
                 "Releases": RELEASES,
                 "Job": JOB,
+                "JobLog": JOB_LOG,
                 "JobRef": JOB_REF,
                 "Stream": STREAM,
                 "Position": POSITION,

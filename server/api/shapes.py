@@ -15,6 +15,7 @@ from server.errors import (
 )
 from server.http.errors import status_and_code
 from server.jobs.lifecycle import Failure
+from server.store.events import JobEvent
 from server.store.jobs import Job
 
 #: The error a failed job answers with when asked to play, by why it failed.
@@ -76,3 +77,8 @@ def job_status(job: Job | None) -> dict[str, Any] | None:
         "progress": job.progress,
         "error_message": job.error_message,
     }
+
+
+def event_json(event: JobEvent) -> dict[str, Any]:
+    """One entry of a job's history: when, what kind, what happened in words, and data."""
+    return {"at": iso(event.at), "kind": event.kind, "message": event.message, "data": event.data}

@@ -566,9 +566,7 @@ class JobManager:
         log.warning("job %s: %s", job_id, message)
         try:
             expires = self.clock() + self.settings.retention.failed_hours * 3600
-            self._changed(
-                await self.store.jobs.fail(job_id, message, failure, expires_at=expires)
-            )
+            self._changed(await self.store.jobs.fail(job_id, message, failure, expires_at=expires))
             await self.store.events.add(job_id, "error", message, {"failure": failure.value})
         except Exception:  # the store is closing or broken: the log line above is all we can do
             log.exception("job %s: cannot record the failure", job_id)

@@ -24,7 +24,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.api.discovery import latest_job_for_movie
-from server.api.shapes import job_json
+from server.api.shapes import event_json, job_json
 from server.discovery.tmdb_shapes import parse_movie_id, parse_page
 from server.errors import InvalidInput, MatineeError
 from server.jobs import lifecycle
@@ -210,7 +210,13 @@ async def _job_and_title(request: web.Request) -> tuple[Job, str | None, int | N
 async def job_page(request: web.Request) -> web.StreamResponse:
     job, title, movie_id = await _job_and_title(request)
     note = request.config_dict[JOBS].note(job.job_id) if job.status in ACTIVE else None
-    context = {"job": job_view(job, title), "note": note, "movie_id": movie_id}
+    events = await request.config_dict[STORE].events.list(job.job_id)
+    context = {
+        "job": job_view(job, title),
+        "note": note,
+        "movie_id": movie_id,
+        "log": [event_json(e) | {"at_ts": e.at} for e in events],
+    }
     return render(request, "job.html", context)
 
 

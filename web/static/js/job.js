@@ -2,14 +2,35 @@
 // lights up the moment the job is playable, without a reload.
 
 import { api, page } from "./api.js";
-import { say } from "./dom.js";
-import { STATUS, canPlay, eta, percent, size, speed, stage } from "./format.js";
+import { h, say } from "./dom.js";
+import { STATUS, canPlay, eta, percent, relative, size, speed, stage } from "./format.js";
 import { followJob } from "./jobs.js";
 
 const box = document.getElementById("job");
 const $ = (id) => document.getElementById(id);
 
+// The job's history ("What happened"): fetched again whenever the job moves on to another
+// stage or another release, so the list says what the runner did without a reload.
+let logKey = null;
+
+async function refreshLog(job) {
+  const key = `${job.status}/${job.attempt}/${job.release_title}/${job.playable}`;
+  if (key === logKey) return;
+  logKey = key;
+  try {
+    const { events } = await api(`/jobs/${encodeURIComponent(job.job_id)}/log`);
+    $("job-log-entries").replaceChildren(
+      ...events.map((e) =>
+        h("li", { dataset: { kind: e.kind } }, h("time", { datetime: e.at }, relative(e.at)), " ", e.message),
+      ),
+    );
+  } catch {
+    logKey = null; // try again with the next snapshot
+  }
+}
+
 function render(job) {
+  refreshLog(job);
   box.dataset.status = job.status;
   $("stage").textContent = stage(job);
   $("progress").value = job.progress;
