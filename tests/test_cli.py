@@ -3,6 +3,7 @@ web server and the download engine. Also the log set-up it performs."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -29,6 +30,7 @@ from server.config.settings import Settings, UsenetServerConfig
 from server.errors import ConfigError
 from server.http.tokens import load_or_create_secret
 from server.logs import setup_logging
+from server.store.db import store_context
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -503,3 +505,20 @@ def test_under_journald_lines_carry_no_timestamp_of_their_own(tmp_path: Path) ->
             assert line == "WARNING server.x: job j1: disk full"
         else:
             assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING server.x: job j1", line)
+
+
+async def test_backup_copies_the_database_of_a_running_matinee(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n')
+    copy = tmp_path / "matinee-backup.sqlite3"
+    assert await asyncio.to_thread(main, ["backup", str(copy), "--config", str(config)]) == 1
+    assert "there is no database" in capsys.readouterr().err
+    await asyncio.to_thread((tmp_path / "data").mkdir)
+    async with store_context(tmp_path / "data" / "matinee.sqlite3") as store:  # in use
+        await store.credentials.set_password("scrypt$whatever")
+        status = await asyncio.to_thread(main, ["backup", str(copy), "--config", str(config)])
+    assert status == 0 and f"to {copy}" in capsys.readouterr().out
+    async with store_context(copy) as restored:
+        assert (await restored.credentials.get()).password_hash == "scrypt$whatever"

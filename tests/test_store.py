@@ -22,6 +22,7 @@ from server.jobs import lifecycle
 from server.jobs.lifecycle import MediaKind, Status
 from server.store import migrations
 from server.store.db import Store, store_context
+from server.store.db import backup as store_mod_backup
 from server.store.jobs import Job, Media, new_job_id
 from server.store.migrations import split_statements
 from server.store.positions import Position
@@ -723,3 +724,36 @@ def test_split_statements() -> None:
     # the shipped migrations split cleanly, and each piece is one complete statement
     for migration in migrations.MIGRATIONS:
         assert all(sqlite3.complete_statement(s) for s in split_statements(migration))
+
+
+async def test_a_damaged_database_is_refused_at_start_saying_what_to_do(db_path: Path) -> None:
+    async with store_context(db_path) as store:
+        for _ in range(200):  # enough rows for several pages
+            await store.jobs.create(new_job(error_message="x" * 500))
+
+    def damage() -> None:  # a disk error in the middle of the file
+        with db_path.open("r+b") as f:
+            f.seek(db_path.stat().st_size // 2)
+            f.write(bytes(range(256)) * 16)
+
+    await asyncio.to_thread(damage)
+    with pytest.raises(StoreError) as caught:
+        async with store_context(db_path):
+            pass
+    message = str(caught.value)
+    assert str(db_path) in message and "damaged" in message
+    assert "backup" in message
+
+
+async def test_backup_while_the_store_is_in_use(db_path: Path, tmp_path: Path) -> None:
+    async with store_context(db_path) as store:
+        job = await job_in(store, "ready", release_title="Kept.2020")
+        await store.events.add(job.job_id, "ready", "done")
+        copy = tmp_path / "backup.sqlite3"
+        writes = asyncio.gather(*(store.events.add(job.job_id, "tick", str(i)) for i in range(50)))
+        await store_mod_backup(db_path, copy)
+        await writes
+    assert copy.stat().st_mode & 0o777 == 0o600
+    async with store_context(copy) as restored:  # a valid Matinee database, whole
+        assert (await restored.jobs.get(job.job_id)) == job
+        assert [e.kind for e in await restored.events.list(job.job_id)][:1] == ["ready"]

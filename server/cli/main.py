@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import getpass
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -41,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args)
         if command == "download":
             return _download(args)
+        if command == "backup":
+            return _backup(args)
         if command == "set-password":
             return _set_password(args)
         return _serve(args)
@@ -92,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config", parents=[common], help="validate the configuration and show it"
     )
     check.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
+    )
+
+    backup = commands.add_parser(
+        "backup",
+        parents=[common],
+        help="copy Matinee's database to FILE, safely while it runs",
+        description="A consistent copy of the database (jobs, history, password, sessions) "
+        "made with SQLite's online backup, while Matinee runs or not. To restore: stop "
+        "Matinee and put the copy in place of matinee.sqlite3 in the data_dir.",
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="where to write the copy")
+    backup.add_argument(
         "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
     )
 
@@ -195,6 +211,23 @@ def _download(args: argparse.Namespace) -> int:
     from server.cli.download import DownloadRequest, run_download
 
     return run_download(DownloadRequest(Path(args.nzb), Path(args.out), servers))
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from server.store.db import FILE_NAME, backup
+
+    settings = load_config(_config_path(args))
+    source = settings.server.data_dir / FILE_NAME
+    if not source.is_file():
+        print(f"matinee backup: there is no database at {source}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(backup(source, Path(args.file)))
+    except (OSError, sqlite3.Error) as exc:
+        print(f"matinee backup: cannot copy {source} to {args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Copied {source} to {args.file}.")
+    return 0
 
 
 def _set_password(args: argparse.Namespace) -> int:

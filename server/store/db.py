@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -206,6 +207,8 @@ async def _prepare(conn: aiosqlite.Connection, path: Path, busy_ms: int) -> None
         raise StoreError(f"{path} is not a SQLite database, or it is corrupt: {exc}") from exc
     if (version > 0 and app_id != APPLICATION_ID) or (version == 0 and objects > 0):
         raise StoreError(f"{path} is a SQLite database of another program, not Matinee's")
+    if version > 0:
+        await _check_integrity(conn, path)
     latest = len(migrations.MIGRATIONS)
     if version > latest:
         raise StoreError(
@@ -222,6 +225,44 @@ async def _prepare(conn: aiosqlite.Connection, path: Path, busy_ms: int) -> None
     await conn.execute("PRAGMA foreign_keys = ON")
     for number in range(version + 1, latest + 1):
         await _migrate(conn, path, number)
+
+
+async def _check_integrity(conn: aiosqlite.Connection, path: Path) -> None:
+    """A damaged file is refused at start-up, saying what to do, rather than failing on some
+    later query (quick_check: every page and index, without cross-checking contents)."""
+    try:
+        rows = list(await conn.execute_fetchall("PRAGMA quick_check(5)"))
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    else:
+        problems = [str(row[0]) for row in rows if row[0] != "ok"]
+    if problems:
+        raise StoreError(
+            f"{path} is damaged ({'; '.join(problems)[:300]}). Stop Matinee, move the file"
+            " aside and put a backup in its place (`matinee backup` makes one), or move it"
+            " aside and start afresh: downloads and settings in the file are then lost"
+        )
+
+
+async def backup(source: Path, target: Path) -> None:
+    """A consistent copy of the database at ``target`` while it may be in use (SQLite's
+    online backup; the WAL's committed pages included)."""
+
+    def copy() -> None:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            partial = target.with_name(target.name + ".part")
+            dst = sqlite3.connect(partial)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+            os.chmod(partial, 0o600)
+            os.replace(partial, target)
+        finally:
+            src.close()
+
+    await asyncio.to_thread(copy)
 
 
 async def _migrate(conn: aiosqlite.Connection, path: Path, number: int) -> None:
