@@ -17,7 +17,8 @@ from server.http.forwarded import forwarded_middleware
 from server.http.middleware import auth_middleware
 from server.http.tokens import load_or_create_secret
 from server.jobs import manager as jobs
-from server.keys import SECRET, SETTINGS
+from server.keys import METRICS, SECRET, SETTINGS
+from server.metrics import Metrics
 from server.store import db as store
 from server.ui import account, images, login, pages, status, templates
 from server.ui.errors import errors_middleware
@@ -30,6 +31,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[errors_middleware, forwarded_middleware, auth_middleware])
     app[SETTINGS] = settings
     app[SECRET] = load_or_create_secret(settings.auth.session_secret, settings.server.data_dir)
+    app[METRICS] = Metrics()
     forwarded.setup(app)  # which trusted proxies were warned about missing headers
     limits.setup(app)  # event streams open per client
     costs.setup(app)  # release searches and downloads per caller
@@ -50,5 +52,5 @@ def create_app(settings: Settings) -> web.Application:
     status.setup(app)  # {base}status: each service, and what to fix
     api.setup(app)  # {base}api/movies-on-demand/... (a sub-app) and {base}api/openapi.json
     media.setup(app)  # {base}media/{job_id}/{name}: byte ranges
-    health.setup(app)  # {base}api/health
+    health.setup(app)  # {base}api/health, {base}api/ready, {base}metrics
     return app

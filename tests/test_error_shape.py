@@ -43,7 +43,7 @@ STATUS_OF = {
 UNKNOWN = {"id": "999999999", "job_id": "job_1_0123abcd", "name": "nothing.mkv"}
 MALFORMED = {"id": "x%2F..", "job_id": "job_nope", "name": "nothing.mkv"}
 #: Routes that answer without failing whatever they are given.
-ALWAYS_OK = {"/api/health", "/api/openapi.json"}
+ALWAYS_OK = {"/api/health", "/api/openapi.json", "/api/ready", "/metrics"}  # own documents
 
 
 @pytest.fixture

@@ -50,7 +50,10 @@ def describe(settings: Settings) -> list[str]:
         )
     if not s.usenet.servers:
         lines.append("usenet: no servers configured: downloads will not work")
-    lines.append(f"downloads: {s.downloads.dir}, {s.downloads.max_active} at a time")
+    lines.append(
+        f"downloads: {s.downloads.dir}, {s.downloads.max_active} at a time"
+        f", at least {s.downloads.min_free_gb:g} GB kept free"
+    )
     lines.append(
         f"retention: ready for {s.retention.ready_hours:g} h"
         f", local files kept {s.retention.local_hours:g} h (not acted on yet)"
@@ -67,6 +70,13 @@ def describe(settings: Settings) -> list[str]:
     else:
         lines.append("r2: disabled")
     lines.append(f"logging: {s.logging.level}, {s.logging.format}")
+    if s.metrics.enabled:
+        who = (
+            "an API key, or the household's networks" if s.metrics.lan_without_key else "an API key"
+        )
+        lines.append(f"metrics: at {s.server.base_path}metrics, for {who}")
+    else:
+        lines.append("metrics: off")
     return lines
 
 

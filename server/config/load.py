@@ -24,6 +24,7 @@ from server.config.settings import (
     DownloadsConfig,
     IndexerConfig,
     LoggingConfig,
+    MetricsConfig,
     R2Config,
     RetentionConfig,
     ServerConfig,
@@ -94,11 +95,14 @@ def parse_config(
     retention = _retention(root.table("retention"))
     r2 = _r2(root.table("r2"))
     logging_ = _logging(root.table("logging"))
+    metrics = _metrics(root.table("metrics"))
     root.finish()
 
     if errors:
         raise ConfigError(errors)
-    return Settings(server, auth, tmdb, indexers, usenet, downloads, retention, r2, logging_)
+    return Settings(
+        server, auth, tmdb, indexers, usenet, downloads, retention, r2, logging_, metrics
+    )
 
 
 # --------------------------------------------------------------------------- env overrides
@@ -299,6 +303,7 @@ def _downloads(t: Table, base_dir: Path, data_dir: Path) -> DownloadsConfig:
     config = DownloadsConfig(
         dir=t.path("dir", data_dir / "downloads", base_dir),
         max_active=t.integer("max_active", 1, 1, 100),
+        min_free_gb=t.number("min_free_gb", 5.0),
     )
     t.finish()
     return config
@@ -310,6 +315,16 @@ def _retention(t: Table) -> RetentionConfig:
         ready_hours=ready,
         local_hours=t.number("local_hours", ready),
         failed_hours=t.number("failed_hours", 24.0),
+    )
+    t.finish()
+    return config
+
+
+def _metrics(t: Table) -> MetricsConfig:
+    d = MetricsConfig()
+    config = MetricsConfig(
+        enabled=t.boolean("enabled", d.enabled),
+        lan_without_key=t.boolean("lan_without_key", d.lan_without_key),
     )
     t.finish()
     return config

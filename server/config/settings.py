@@ -95,6 +95,8 @@ class DownloadsConfig:
     #: load_config defaults this to server.data_dir / "downloads".
     dir: Path = Path("data/downloads")
     max_active: int = 1
+    #: Below this much free space on the downloads' disk, Matinee is not ready.
+    min_free_gb: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,14 @@ class R2Config:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    #: Serve {base}metrics (Prometheus text) at all.
+    enabled: bool = True
+    #: Also without a key to clients on [server] lan_networks (a Prometheus at home).
+    lan_without_key: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     #: debug, info, warning, error or critical.
     level: str = "info"
@@ -140,3 +150,4 @@ class Settings:
     retention: RetentionConfig = RetentionConfig()
     r2: R2Config = R2Config()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()

@@ -25,7 +25,8 @@ from nntp.errors import SegmentsMissing
 from nntp.media import MediaView, Piece
 from server.errors import NotFound
 from server.http.ranges import UNSATISFIABLE, RangeSpec, if_range_matches, parse_range
-from server.keys import JOBS, SETTINGS
+from server.keys import JOBS, METRICS, SETTINGS
+from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def media_handler(
     """
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        started = asyncio.get_running_loop().time()
         job_id, name = request.match_info["job_id"], request.match_info["name"]
         view = await lookup(job_id, name)
         if view is None:
@@ -119,6 +121,8 @@ def media_handler(
             return resp
 
         sender = _Sender(request, resp, view, use_sendfile, chunk_size, gone_poll)
+        sender.metrics = request.config_dict.get(METRICS)
+        sender.started = started
         try:
             await sender.send(spec)
         except (_ClientGone, ConnectionError):
@@ -165,6 +169,9 @@ class _Sender:
         self.pos = 0
         self.files: dict[str, BinaryIO] = {}
         self.loop = asyncio.get_running_loop()
+        self.metrics: Metrics | None = None  # the app's, when it has them
+        self.started = self.loop.time()
+        self.first_byte_seen = False
 
     async def send(self, spec: RangeSpec) -> None:
         self.pos, stop, view = spec.start, spec.stop, self.view
@@ -182,6 +189,9 @@ class _Sender:
                     if count <= 0:
                         # Waiting again at once would spin the event loop.
                         raise _Unservable(f"byte {self.pos} is still missing after its wait")
+                if not self.first_byte_seen and self.metrics is not None:
+                    self.metrics.first_byte.observe(self.loop.time() - self.started)
+                self.first_byte_seen = True
                 # Everything present goes out at once: one sendfile per on-disk piece.
                 await self._send_present(self.pos, count)
                 self.pos += count
@@ -196,6 +206,14 @@ class _Sender:
         """view.wait(offset, end), given up as soon as the client is seen to be gone."""
         if _client_gone(self.request):
             raise _ClientGone
+        began = self.loop.time()
+        try:
+            await self._wait_for(offset, end)
+        finally:
+            if self.metrics is not None:
+                self.metrics.seek_wait.observe(self.loop.time() - began)
+
+    async def _wait_for(self, offset: int, end: int) -> None:
         waiter = asyncio.ensure_future(self.view.wait(offset, end))
         try:
             while True:

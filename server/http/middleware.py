@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 from yarl import URL
 
 from server.errors import Forbidden, Unauthorized
+from server.http.forwarded import is_trusted, parse_address
 from server.http.sessions import SAFE_METHODS, csrf_ok, session_for, set_session_cookie
 from server.http.tokens import verify
 from server.keys import CALLER, CREDENTIALS, CSRF_TOKEN, SESSION, SETTINGS
@@ -28,10 +29,10 @@ log = logging.getLogger(__name__)
 # only household addresses choose, and only once), "health", "static", and "favicon"
 # (browsers ask before login). Decided by the route matched, not by the path's text, so
 # that no spelling of a path (%2e%2e, //) reaches anything else.
-PUBLIC_ROUTES = frozenset({"login", "first-password", "health", "static", "favicon"})
+PUBLIC_ROUTES = frozenset({"login", "first-password", "health", "ready", "static", "favicon"})
 # Without credentials these answer 401; every other path is a page and redirects to login.
 API_PREFIXES = ("api/", "media/", "hls/")
-#: metrics: not built yet (no route answers it; listed so that it will need a key).
+#: {base}metrics: a key or a session (or, when configured, the household's networks).
 API_PATHS = frozenset({"metrics"})
 
 
@@ -64,6 +65,16 @@ def _media_token_ok(request: web.Request, rel: str | None) -> bool:
     return bool(job_id and token) and verify(key, job_id, token, time.time())
 
 
+def _metrics_from_lan(request: web.Request) -> bool:
+    """{base}metrics without a key, when configured so, for the household's own networks."""
+    resource = request.match_info.route.resource
+    settings = request.config_dict[SETTINGS]
+    if resource is None or resource.name != "metrics" or not settings.metrics.lan_without_key:
+        return False
+    address = parse_address(request.remote or "")
+    return address is not None and is_trusted(address, settings.server.lan_networks)
+
+
 def _api_key_ok(request: web.Request) -> bool:
     offered = request.headers.get("X-Api-Key", "")
     keys = request.config_dict[SETTINGS].auth.api_keys
@@ -79,7 +90,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     redirect to the login page for pages."""
     base = request.config_dict[SETTINGS].server.base_path
     rel = relative_path(request.path, base)
-    if is_public(request) or _media_token_ok(request, rel):
+    if is_public(request) or _media_token_ok(request, rel) or _metrics_from_lan(request):
         return await handler(request)
     if _api_key_ok(request):
         # Who is asking, for the limits on what costs: one caller per key.

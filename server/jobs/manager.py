@@ -40,7 +40,8 @@ from server.errors import (
 from server.jobs.lifecycle import ACTIVE, FINAL, Failure, MediaKind, Mode, Source, Status
 from server.jobs.media import MediaError, MediaPlan, find_media, prepare_media, static_view
 from server.jobs.servers import specs_from_settings
-from server.keys import DISCOVERY, JOBS, SETTINGS, STORE
+from server.keys import DISCOVERY, JOBS, METRICS, SETTINGS, STORE
+from server.metrics import Metrics
 from server.store.db import Store
 from server.store.jobs import Job, Media, new_job_id
 
@@ -77,6 +78,7 @@ class JobManager:
         servers: Sequence[ServerSpec] | None = None,
         releases: ReleaseSource | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.releases = releases
@@ -85,6 +87,7 @@ class JobManager:
         self.servers = list(servers) if servers is not None else specs_from_settings(settings)
         self.root = settings.downloads.dir
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self._slots = asyncio.Semaphore(max(1, settings.downloads.max_active))
         self._live: dict[str, _Live] = {}
         self._closing = False
@@ -117,6 +120,8 @@ class JobManager:
         gone = []
         for job in await self.store.jobs.expired(self.clock()):
             log.info("retention: deleting %s (%s)", job.job_id, job.release_title)
+            reason = "ready" if job.status == Status.READY else "failed"
+            self.metrics.deleted.labels(reason=reason).inc()
             await self.delete(job.job_id)
             await self.store.events.add(job.job_id, "expired", "retention time is over")
             gone.append(job.job_id)
@@ -306,6 +311,14 @@ class JobManager:
         if job is None:
             raise NotFound(f"no job {job_id}")
         return job
+
+    def speed(self) -> float:
+        """Bytes per second all running downloads fetch now, together."""
+        return sum(
+            live.download.progress.speed_bps
+            for live in self._live.values()
+            if live.download is not None
+        )
 
     def view(self, job_id: str) -> MediaView | None:
         live = self._live.get(job_id)
@@ -527,7 +540,8 @@ class JobManager:
         live.view = plan.view
         assert plan.kind is not None  # a view comes with its kind
         media = Media(plan.view.name, plan.kind, plan.view.content_type, plan.view.size)
-        self._changed(await self.store.jobs.mark_playable(job_id, media))
+        job = self._changed(await self.store.jobs.mark_playable(job_id, media))
+        self.metrics.to_playable.observe(max(0.0, self.clock() - job.created_at))
         await self.store.events.add(job_id, "playable", plan.reason)
 
     async def _tick(self, job_id: str, dl: Download) -> None:
@@ -557,9 +571,12 @@ class JobManager:
         view = result.view
         media = Media(view.name, MediaKind.FILE, view.content_type, view.size)
         expires = now + self.settings.retention.ready_hours * 3600
+        ready = await self.store.jobs.get(job.job_id)
         self._changed(
             await self.store.jobs.mark_ready(job.job_id, media, ready_at=now, expires_at=expires)
         )
+        if ready is not None and not ready.playable:  # it could not play before it was ready
+            self.metrics.to_playable.observe(max(0.0, now - ready.created_at))
         await self.store.events.add(job.job_id, "ready", result.reason)
 
     async def _fail(self, job_id: str, message: str, failure: Failure) -> None:
@@ -600,7 +617,7 @@ def _explain(outcome: FetchOutcome) -> str:
 
 
 async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    manager = JobManager(app[STORE], app[SETTINGS], releases=app[DISCOVERY])
+    manager = JobManager(app[STORE], app[SETTINGS], releases=app[DISCOVERY], metrics=app[METRICS])
     app[JOBS] = manager
     await manager.start()
     try:
