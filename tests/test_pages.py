@@ -14,7 +14,7 @@ import pytest
 from server.jobs.lifecycle import Failure, MediaKind, Status
 from server.keys import DEMO, STORE
 from server.store.jobs import Media
-from server.ui import status as status_page
+from server.ui import checks as status_page
 from server.ui.templates import STATIC_DIR
 from tests.support.fake_tmdb import (
     INCEPTION,
@@ -260,10 +260,12 @@ async def test_downloads_page(site: Site) -> None:
 async def test_status_page_lists_services(site: Site) -> None:
     page = await site.get("status")
     services = {e.attrs["data-service"]: e for e in page.find("li", class_="service")}
-    assert set(services) == {"TMDB", "Indexer geek", "Usenet fake", "Disk"}
-    for name in ("TMDB", "Indexer geek", "Usenet fake"):
+    tools = {"ffmpeg", "ffprobe", "par2", "unar"}
+    assert set(services) == {"TMDB", "Indexer geek", "Usenet fake", "Disk", *tools}
+    for name in ("TMDB", "Indexer geek", "Usenet fake", *tools):
         assert services[name].attrs["data-state"] == "ok", services[name].text
     assert "free of" in services["Disk"].text
+    assert "ffmpeg version" in services["ffmpeg"].text  # its own words, from -version
     assert "Connections: 2" in services["Usenet fake"].text
 
 
@@ -271,7 +273,16 @@ async def test_status_page_says_what_to_fix(start_site: StartSite) -> None:
     site = await start_site("/", services=False)
     page = await site.get("status")
     services = {e.attrs["data-service"]: e for e in page.find("li", class_="service")}
-    assert set(services) == {"TMDB", "Indexers", "Usenet", "Disk"}
+    assert set(services) == {
+        "TMDB",
+        "Indexers",
+        "Usenet",
+        "Disk",
+        "ffmpeg",
+        "ffprobe",
+        "par2",
+        "unar",
+    }
     for name in ("TMDB", "Indexers", "Usenet"):
         assert services[name].attrs["data-state"] == "error"
         assert "What to fix" in services[name].text

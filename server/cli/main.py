@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _download(args)
         if command == "backup":
             return _backup(args)
+        if command == "doctor":
+            return _doctor(args)
         if command == "set-password":
             return _set_password(args)
         return _serve(args)
@@ -95,6 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config", parents=[common], help="validate the configuration and show it"
     )
     check.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
+    )
+
+    doctor = commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the configuration, the programs Matinee runs and every service it uses",
+        description="Checks what a new installation most often gets wrong: the "
+        "configuration, ffmpeg, ffprobe, par2 and unar, free disk space, each Usenet server "
+        "(connect, TLS, login, STAT), each indexer, and TMDB; prints what to fix. Exit "
+        "status 1 when something must be fixed.",
+    )
+    doctor.add_argument(
         "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
     )
 
@@ -211,6 +226,21 @@ def _download(args: argparse.Namespace) -> int:
     from server.cli.download import DownloadRequest, run_download
 
     return run_download(DownloadRequest(Path(args.nzb), Path(args.out), servers))
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    try:
+        settings = load_config(_config_path(args))
+    except ConfigError as exc:
+        print(f"[FAIL] configuration ({_config_label(args)}):", file=sys.stderr)
+        for line in exc.errors:
+            print(f"       {line}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"[ ok ] configuration: {_config_label(args)} loads")
+    _setup_logging(args, secret_values(settings), settings.logging)
+    from server.cli.doctor import run_doctor
+
+    return run_doctor(settings)
 
 
 def _backup(args: argparse.Namespace) -> int:

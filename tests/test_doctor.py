@@ -1,0 +1,66 @@
+"""`matinee doctor` against real services: INN2 with a login (right and wrong password),
+the stand-in TMDB and indexer, the programs Matinee runs; and a broken configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_newznab import FakeNewznabFactory
+from tests.support.fake_tmdb import TOKEN, FakeTmdbFactory
+from tests.support.inn2 import Inn2Server
+
+pytestmark = pytest.mark.inn2
+
+
+def doctor(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", "doctor", "--config", str(config)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+async def test_doctor_checks_everything_a_new_user_gets_wrong(
+    inn2: Inn2Server,
+    fake_tmdb: FakeTmdbFactory,
+    fake_newznab: FakeNewznabFactory,
+    tmp_path: Path,
+) -> None:
+    tmdb = await fake_tmdb(token=TOKEN)
+    geek = await fake_newznab(name="geek", apikey="g" * 32)
+    config = tmp_path / "config.toml"
+
+    def write(password: str, indexer_key: str) -> None:
+        config.write_text(
+            f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+            f'[tmdb]\ntoken = "{TOKEN}"\nbase_url = "{tmdb.url}"\n'
+            f'[[indexers]]\nname = "geek"\nurl = "{geek.url}"\napi_key = "{indexer_key}"\n'
+            f'[[usenet.servers]]\nname = "news"\nhost = "{inn2.host}"\nport = {inn2.auth_port}\n'
+            f'tls = false\nusername = "{inn2.username}"\npassword = "{password}"\n'
+            f"[downloads]\nmin_free_gb = 0.001\n"
+        )
+
+    write(inn2.password, "g" * 32)
+    good = await asyncio.to_thread(doctor, config)
+    assert good.returncode == 0, good.stdout + good.stderr
+    lines = good.stdout.splitlines()
+    for name in ("configuration", "ffmpeg", "par2", "Usenet news", "TMDB", "Indexer geek"):
+        assert any(line.startswith("[ ok ]") and name in line for line in lines), (name, lines)
+    assert "Everything Matinee needs is configured and answering." in good.stdout
+
+    write("wrong password", "k" * 32)
+    bad = await asyncio.to_thread(doctor, config)
+    assert bad.returncode == 1
+    assert "[FAIL] Usenet news" in bad.stdout and "Check username and password" in bad.stdout
+    assert "[FAIL] Indexer geek" in bad.stdout and "api_key" in bad.stdout
+    assert "wrong password" not in bad.stdout + bad.stderr  # secrets never printed
+    assert "k" * 32 not in bad.stdout + bad.stderr
+
+    config.write_text("[server]\nport = 0\n")
+    broken = await asyncio.to_thread(doctor, config)
+    assert broken.returncode == 2
+    assert "server.port: must be an integer from 1 to 65535" in broken.stderr
