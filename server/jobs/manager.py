@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import shutil
 import time
@@ -49,7 +50,9 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # releases tried in auto mode before a job gives up
 RETENTION_SWEEP = 60.0  # seconds between looks for expired jobs
-DELETED_ROWS_KEPT = 30 * 86400.0  # a deleted job's row and history stay this long
+DELETED_ROWS_KEPT = 30 * 86400.0
+DISK_FULL_POLL = 5.0  # seconds between looks at the free space of a full disk
+DISK_FULL_HEADROOM = 64 * 1024 * 1024  # what a stalled download needs at least to go on  # a deleted job's row and history stay this long
 TICK = 1.0  # seconds between progress writes
 NZB_FILE = "job.nzb"
 FILES_DIR = "files"
@@ -367,8 +370,15 @@ class JobManager:
         live = self._live[job_id]
         try:
             async with self._slots:
-                while not await self._run_once(job_id, live):
-                    pass  # auto mode moved on to another release
+                while True:
+                    try:
+                        if await self._run_once(job_id, live):
+                            break
+                        # else auto mode moved on to another release
+                    except (DownloadError, OSError) as exc:
+                        if not _disk_full(exc):
+                            raise
+                        await self._wait_for_space(job_id)  # then the download goes on
         except asyncio.CancelledError:
             raise
         except TmdbError as exc:  # while choosing a release
@@ -390,6 +400,27 @@ class JobManager:
             )
         finally:
             live.download = None
+
+    async def _wait_for_space(self, job_id: str) -> None:
+        """The disk is full: the job says so and waits, its download state kept, until there
+        is room again (somebody deleted something, or a retention timer did); then it goes
+        on where it stopped. Nothing else is affected: a stall, not a failure."""
+        folder = self.settings.downloads.dir
+        message = (
+            f"disk full: the download waits for free space on the downloads' disk"
+            f" (at least {self.settings.downloads.min_free_gb:g} GB); it goes on by itself"
+        )
+        log.warning("job %s: %s", job_id, message)
+        try:  # the database may be on the full disk too: then the log line is what there is
+            self._changed(await self.store.jobs.stall(job_id, message))
+            await self.store.events.add(job_id, "disk_full", message)
+        except Exception as exc:
+            log.warning("job %s: cannot record the full disk: %s", job_id, exc)
+        floor = max(self.settings.downloads.min_free_gb * 1e9, DISK_FULL_HEADROOM)
+        while await asyncio.to_thread(_free_bytes, folder) < floor:
+            await asyncio.sleep(DISK_FULL_POLL)
+        self._changed(await self.store.jobs.stall(job_id, None))
+        await self.store.events.add(job_id, "disk_space", "there is room again: resuming")
 
     async def _run_once(self, job_id: str, live: _Live) -> bool:
         """One release, from NZB to ready. False when auto mode should try another."""
@@ -587,6 +618,23 @@ class JobManager:
             await self.store.events.add(job_id, "error", message, {"failure": failure.value})
         except Exception:  # the store is closing or broken: the log line above is all we can do
             log.exception("job %s: cannot record the failure", job_id)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the disk being full."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _free_bytes(folder: Path) -> int:
+    where = folder
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    return shutil.disk_usage(where).free
 
 
 def _os_reason(exc: OSError) -> str:

@@ -376,6 +376,11 @@ class JobsTable:
             )
             return cursor.rowcount
 
+    async def stall(self, job_id: str, message: str | None) -> Job:
+        """A download that cannot go on for now (the disk is full) says why; None when it
+        goes on again. The status stays: it is not a failure."""
+        return await self._change(job_id, error_message=message, speed_bps=0.0, eta_seconds=None)
+
     async def mark_deleted(self, job_id: str) -> Job:
         return await self._change(
             job_id, status=Status.DELETED, playable=False, speed_bps=0.0, eta_seconds=None
