@@ -50,9 +50,9 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # releases tried in auto mode before a job gives up
 RETENTION_SWEEP = 60.0  # seconds between looks for expired jobs
-DELETED_ROWS_KEPT = 30 * 86400.0
+DELETED_ROWS_KEPT = 30 * 86400.0  # a deleted job's row and history stay this long
 DISK_FULL_POLL = 5.0  # seconds between looks at the free space of a full disk
-DISK_FULL_HEADROOM = 64 * 1024 * 1024  # what a stalled download needs at least to go on  # a deleted job's row and history stay this long
+DISK_FULL_HEADROOM = 64 * 1024 * 1024  # what a stalled download needs at least to go on
 TICK = 1.0  # seconds between progress writes
 NZB_FILE = "job.nzb"
 FILES_DIR = "files"
@@ -417,7 +417,8 @@ class JobManager:
         except Exception as exc:
             log.warning("job %s: cannot record the full disk: %s", job_id, exc)
         floor = max(self.settings.downloads.min_free_gb * 1e9, DISK_FULL_HEADROOM)
-        while await asyncio.to_thread(_free_bytes, folder) < floor:
+        # Polled: nothing tells a process that another freed space on a disk.
+        while await asyncio.to_thread(_free_bytes, folder) < floor:  # noqa: ASYNC110
             await asyncio.sleep(DISK_FULL_POLL)
         self._changed(await self.store.jobs.stall(job_id, None))
         await self.store.events.add(job_id, "disk_space", "there is room again: resuming")
