@@ -261,7 +261,7 @@ async def test_status_page_lists_services(site: Site) -> None:
     page = await site.get("status")
     services = {e.attrs["data-service"]: e for e in page.find("li", class_="service")}
     tools = {"ffmpeg", "ffprobe", "par2", "unar"}
-    assert set(services) == {"TMDB", "Indexer geek", "Usenet fake", "Disk", *tools}
+    assert set(services) == {"TMDB", "Indexer geek", "Usenet fake", "Disk", "Reverse proxy", *tools}
     for name in ("TMDB", "Indexer geek", "Usenet fake", *tools):
         assert services[name].attrs["data-state"] == "ok", services[name].text
     assert "free of" in services["Disk"].text
@@ -274,14 +274,8 @@ async def test_status_page_says_what_to_fix(start_site: StartSite) -> None:
     page = await site.get("status")
     services = {e.attrs["data-service"]: e for e in page.find("li", class_="service")}
     assert set(services) == {
-        "TMDB",
-        "Indexers",
-        "Usenet",
-        "Disk",
-        "ffmpeg",
-        "ffprobe",
-        "par2",
-        "unar",
+        *("TMDB", "Indexers", "Usenet", "Disk", "Reverse proxy"),
+        *("ffmpeg", "ffprobe", "par2", "unar"),
     }
     for name in ("TMDB", "Indexers", "Usenet"):
         assert services[name].attrs["data-state"] == "error"

@@ -148,6 +148,11 @@ async def test_pages_events_and_media_ranges_through_the_proxy(proxied: Proxied)
             assert home.status == 200
             page = await home.text()
         assert f'action="{BASE}search"' in page and f'href="{BASE}downloads"' in page
+        # The Status page sees the proxy as trusted and naming the client.
+        async with http.get(f"{proxied.url}{BASE}status", headers={**HTML, **session}) as st:
+            status_page = await st.text()
+        proxy_line = re.search(r'data-service="Reverse proxy" data-state="(\w+)"', status_page)
+        assert proxy_line is not None and proxy_line[1] == "ok", status_page[-3000:]
 
         key = {"X-Api-Key": KEY}
         form = aiohttp.FormData()

@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from nntp.connection import ServerSpec
 from nntp.errors import AuthError, TemporaryError
-from server.config.settings import DownloadsConfig, Settings
+from server.config.settings import DownloadsConfig, IPNetwork, Settings
 from server.discovery.indexers import Indexers
 from server.discovery.releases.ranking import format_size
 from server.discovery.tmdb import TmdbClient
 from server.errors import MatineeError
+from server.http.forwarded import is_trusted, parse_address
 from server.jobs.servers import probe_usenet
 from server.ui.filters import relative
 from transcode.process import ProcessError, run
@@ -262,3 +263,35 @@ async def check_tools() -> list[dict[str, Any]]:
         return check(name, "ok", first[0] if first else "Installed.")
 
     return list(await asyncio.gather(*(one(n, a) for n, a in TOOLS.items())))
+
+
+def check_proxy(
+    peer: str | None, headers: Mapping[str, str], trusted: Sequence[IPNetwork], client: str | None
+) -> dict[str, Any]:
+    """How this very request reached Matinee: directly, or through a reverse proxy that
+    says who the client is (X-Forwarded-For) and is trusted to say it."""
+    sent = "X-Forwarded-For" in headers
+    address = parse_address(peer) if peer else None
+    from_trusted = address is not None and is_trusted(address, trusted)
+    details = [f"Seen as coming from {client or 'unknown'}"]
+    if from_trusted and sent:
+        return check(
+            "Reverse proxy", "ok", "Your proxy is trusted and names the client.", None, details
+        )
+    if from_trusted:
+        return check(
+            "Reverse proxy",
+            "warn",
+            "A trusted proxy sent no X-Forwarded-For: every client looks like the proxy.",
+            "Use a configuration from contrib/ (it sets X-Forwarded-For, -Proto and -Host).",
+            details,
+        )
+    if sent:
+        return check(
+            "Reverse proxy",
+            "warn",
+            f"A proxy at {peer} sent X-Forwarded-For, but it is not trusted: Matinee ignores it.",
+            f'Add "{peer}" to [server] trusted_proxies.',
+            details,
+        )
+    return check("Reverse proxy", "off", "This request came straight to Matinee.", None, details)

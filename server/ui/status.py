@@ -11,6 +11,7 @@ from server.keys import DISCOVERY, JOBS, SETTINGS, STORE
 from server.ui.checks import (
     check_disk,
     check_indexers,
+    check_proxy,
     check_tmdb,
     check_tools,
     check_usenet,
@@ -28,7 +29,11 @@ async def status(request: web.Request) -> web.StreamResponse:
         check_disk(settings.downloads),
         check_tools(),
     )
-    checks = [tmdb, *indexers, *usenet, disk, *tools]
+    transport = request.transport
+    peername = transport.get_extra_info("peername") if transport is not None else None
+    peer = peername[0] if isinstance(peername, tuple) and peername else None
+    proxy = check_proxy(peer, request.headers, settings.server.trusted_proxies, request.remote)
+    checks = [tmdb, *indexers, *usenet, disk, *tools, proxy]
     problems = sum(c["state"] in ("error", "warn") for c in checks)
     return render(request, "status.html", {"checks": checks, "problems": problems})
 
