@@ -20,6 +20,7 @@ from server.config.reader import Table, api_key, base_path, category, http_url, 
 from server.config.settings import (
     NZBGEEK_NAME,
     NZBGEEK_URL,
+    SERVE_POLICIES,
     AuthConfig,
     DownloadsConfig,
     IndexerConfig,
@@ -304,6 +305,7 @@ def _downloads(t: Table, base_dir: Path, data_dir: Path) -> DownloadsConfig:
         dir=t.path("dir", data_dir / "downloads", base_dir),
         max_active=t.integer("max_active", 1, 1, 100),
         min_free_gb=t.number("min_free_gb", 5.0),
+        max_disk_gb=t.limit("max_disk_gb", 0.0),
     )
     t.finish()
     return config
@@ -315,6 +317,7 @@ def _retention(t: Table) -> RetentionConfig:
         ready_hours=ready,
         local_hours=t.number("local_hours", ready),
         failed_hours=t.number("failed_hours", 24.0),
+        idle_hours=t.limit("idle_hours", 0.0),
     )
     t.finish()
     return config
@@ -354,6 +357,10 @@ def _r2(t: Table) -> R2Config:
     if not region.strip():
         t.error("region", 'must not be empty (R2 uses "auto")')
     endpoint = t.value("endpoint", None, http_url)
+    serve = t.string("serve", d.serve)
+    if serve not in SERVE_POLICIES:
+        t.error("serve", 'must be "local", "r2" or "auto"')
+        serve = d.serve
     config = R2Config(
         enabled=t.boolean("enabled", d.enabled),
         endpoint=endpoint,
@@ -363,6 +370,10 @@ def _r2(t: Table) -> R2Config:
         secret_access_key=t.optional_string("secret_access_key"),
         # Seven days is the longest validity S3 signatures allow.
         presign_seconds=t.integer("presign_seconds", d.presign_seconds, 60, 7 * 24 * 3600),
+        concurrency=t.integer("concurrency", d.concurrency, 1, 64),
+        serve=serve,
+        max_gb=t.limit("max_gb", d.max_gb),
+        path_style=t.boolean("path_style", d.path_style),
     )
     if config.enabled:
         for key in ("endpoint", "bucket", "access_key_id", "secret_access_key"):

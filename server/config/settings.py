@@ -95,24 +95,35 @@ class DownloadsConfig:
     #: load_config defaults this to server.data_dir / "downloads".
     dir: Path = Path("data/downloads")
     max_active: int = 1
-    #: Below this much free space on the downloads' disk, Matinee is not ready.
+    #: Below this much free space on the downloads' disk, Matinee is not ready; a download
+    #: that would go below it deletes old movies first, or is refused.
     min_free_gb: float = 5.0
+    #: At most this many GB of downloads together; 0: no limit but the disk's.
+    max_disk_gb: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class RetentionConfig:
-    # local_hours: not built yet (nothing mirrors, so nothing drops a local copy early).
+    """Hours (fractions allowed) after which things are deleted by the retention timers."""
+
+    #: Everything (local and R2) this long after the job was ready.
     ready_hours: float = 24.0
+    #: The local copy this long after it was mirrored to R2 (it plays from R2 after that).
     #: load_config defaults this to ready_hours.
     local_hours: float = 24.0
     #: A failed job's partial files go this long after it failed (cancelled ones at once).
     failed_hours: float = 24.0
+    #: Everything this long after the last saved playback position; 0: off.
+    idle_hours: float = 0.0
+
+
+SERVE_POLICIES = ("local", "r2", "auto")
 
 
 @dataclass(frozen=True, slots=True)
 class R2Config:
-    """Not built yet: read and checked so that a configuration is ready for the mirror, but
-    nothing uploads; `describe` says so."""
+    """Cloudflare R2 or any S3-compatible store: ready movies are mirrored there and may
+    play from it (``serve``)."""
 
     enabled: bool = False
     endpoint: str | None = None
@@ -121,6 +132,16 @@ class R2Config:
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
     presign_seconds: int = 14400
+    #: Parts uploaded at the same time.
+    concurrency: int = 4
+    #: Where players get the file: "local" (always Matinee), "r2" (R2 once mirrored), or
+    #: "auto" (the household's networks from Matinee while the local copy exists, others
+    #: from R2; everyone from R2 once the local copy is gone).
+    serve: str = "auto"
+    #: At most this many GB in the bucket; 0: no limit.
+    max_gb: float = 0.0
+    #: Path-style URLs (endpoint/bucket/key) instead of bucket.endpoint/key.
+    path_style: bool = False
 
 
 @dataclass(frozen=True, slots=True)

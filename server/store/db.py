@@ -34,6 +34,7 @@ from server.store.jobs import JobsTable
 from server.store.migrations import APPLICATION_ID, split_statements
 from server.store.positions import PositionsTable
 from server.store.sessions import SessionsTable
+from server.store.uploads import UploadsTable
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Database:
         self.clock = clock
         self._write_lock = asyncio.Lock()
         self._closed = False
+        self._after_commit: list[Callable[[], None]] = []
 
     @classmethod
     async def open(
@@ -148,6 +150,8 @@ class Database:
                 await conn.execute("BEGIN IMMEDIATE")
                 yield conn
                 await conn.execute("COMMIT")
+                for callback in self._after_commit:
+                    callback()
             except BaseException as exc:
                 # Shielded so that a cancelled caller still queues its ROLLBACK; aiosqlite
                 # runs statements in order, so the next writer's BEGIN comes after it.
@@ -155,6 +159,13 @@ class Database:
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"{self.path}: {exc}") from exc
                 raise
+            finally:
+                self._after_commit.clear()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Inside a write: call ``callback`` once the transaction has committed (readers see
+        its changes by then); forgotten when it rolls back."""
+        self._after_commit.append(callback)
 
     async def rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         if self._closed:
@@ -174,7 +185,7 @@ class Database:
 class Store:
     """The open database, its queries grouped per table: ``store.jobs.get(...)``,
     ``store.events.add(...)``, ``store.positions``, ``store.cache``, ``store.sessions``,
-    ``store.credentials``."""
+    ``store.credentials``, ``store.uploads``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -185,6 +196,7 @@ class Store:
         self.cache = CacheTable(db)
         self.sessions = SessionsTable(db)
         self.credentials = CredentialsTable(db)
+        self.uploads = UploadsTable(db)
 
     @classmethod
     async def open(cls, path: Path, *, clock: Clock = time.time) -> Store:
