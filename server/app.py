@@ -19,6 +19,7 @@ from server.http.tokens import load_or_create_secret
 from server.jobs import manager as jobs
 from server.keys import METRICS, SECRET, SETTINGS
 from server.metrics import Metrics
+from server.mirror import setup as mirror
 from server.store import db as store
 from server.ui import account, images, login, pages, status, templates
 from server.ui.errors import errors_middleware
@@ -37,12 +38,13 @@ def create_app(settings: Settings) -> web.Application:
     costs.setup(app)  # release searches and downloads per caller
     # Services, each needing those before it: SQLite; the outgoing HTTP session, TMDB and the
     # indexers (whose cache is the store's); the password and login sessions (in the store);
-    # the job runners (which use the store and discovery).
+    # the job runners (which use the store and discovery); the mirror (which uses them).
     store.setup(app)
     discovery.setup(app)
     credentials.setup(app)
     sessions.setup(app)
     jobs.setup(app)
+    mirror.setup(app)  # R2, the retention timers and the storage limits (hooks into jobs)
     # Routes. Templates first: pages, the login page and error pages render with them.
     templates.setup(app)  # Jinja on web/templates, {base}static/
     login.setup(app)  # {base}login (and the first password), {base}logout, the login limiter

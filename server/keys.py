@@ -20,12 +20,16 @@ if TYPE_CHECKING:
     from server.http.sessions import ActiveSession, Sessions
     from server.jobs.manager import JobManager
     from server.metrics import Metrics
+    from server.mirror.retention import Retention
+    from server.mirror.service import Mirror
     from server.store.db import Store
     from server.ui.images import ImageCache
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")
 JOBS: web.AppKey[JobManager] = web.AppKey("jobs")
+MIRROR: web.AppKey[Mirror] = web.AppKey("mirror")  # uploads to R2, presigned links
+RETENTION: web.AppKey[Retention] = web.AppKey("retention")  # the deletion timers
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")  # outgoing (indexers, TMDB)
 SECRET: web.AppKey[bytes] = web.AppKey("secret")  # signs media URLs
 DISCOVERY: web.AppKey[Discovery] = web.AppKey("discovery")  # TMDB + indexers + ranking

@@ -58,7 +58,19 @@ class Metrics:
         )
         self.deleted = Counter(
             "matinee_retention_deletions",
-            "Jobs deleted by their retention timers, by reason (ready, failed).",
+            "Deletions by the retention timers and for room, by reason (ready, idle, failed:"
+            " the whole job; local: its local copy; space: room for another download).",
             ["reason"],
+            registry=registry,
+        )
+        self.mirror_bytes = Counter(
+            "matinee_mirror_uploaded_bytes",
+            "Bytes of movies uploaded to R2 (parts R2 confirmed).",
+            registry=registry,
+        )
+        self.mirror_uploads = Counter(
+            "matinee_mirror_uploads",
+            "Uploads of movies to R2 that ended, by outcome (ok, failed).",
+            ["outcome"],
             registry=registry,
         )

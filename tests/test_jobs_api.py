@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from server.config.settings import Settings
-from server.keys import JOBS, STORE
+from server.keys import JOBS, RETENTION, STORE
 from tests.support.app import (
     API,
     HEADERS,
@@ -323,14 +323,17 @@ async def test_ready_jobs_are_deleted_when_their_time_is_up(
     ready = await until(client, job_id, lambda j: j["status"] == "ready")
     assert ready["expires_at"] is not None
     assert client.app is not None
-    manager = client.app[JOBS]
+    retention = client.app[RETENTION]
     folder = tmp_path / "data" / "downloads" / job_id
     assert folder.exists()
-    assert await manager.reap_expired() == []  # not yet
-    manager.clock = lambda: time.time() + 3601  # an hour and a second later
-    assert await manager.reap_expired() == [job_id]
+    await retention.run_due(time.time())  # not yet
+    assert (await job(client, job_id))["status"] == "ready"
+    await retention.run_due(time.time() + 3601)  # an hour and a second later
     assert (await job(client, job_id))["status"] == "deleted"
     assert not folder.exists()
+    log = (await (await client.get(f"{API}/jobs/{job_id}/log", headers=HEADERS)).json())["events"]
+    assert log[-1]["kind"] == "deleted" and log[-1]["data"] == {"reason": "ready"}
+    assert "ready_hours" in log[-1]["message"]
 
 
 async def test_failed_jobs_lose_their_files_after_failed_hours(
@@ -355,9 +358,11 @@ async def test_failed_jobs_lose_their_files_after_failed_hours(
     store = client.app[STORE]
     await store.cache.put("tmdb:old", b"stale", 60)
     await manager.housekeeping()
+    await client.app[RETENTION].run_due(time.time())
     assert folder.exists()
     manager.clock = lambda: time.time() + 2 * 3600 + 1
     await manager.housekeeping()
+    await client.app[RETENTION].run_due(time.time() + 2 * 3600 + 1)
     assert not folder.exists()
     assert (await job(client, job_id))["status"] == "deleted"
     assert await store.cache.get("tmdb:old", now=0) is None  # expired entries purged too

@@ -15,7 +15,7 @@ import errno
 import logging
 import shutil
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from server.errors import (
     StorageError,
     TmdbError,
 )
-from server.jobs.lifecycle import ACTIVE, FINAL, Failure, MediaKind, Mode, Source, Status
+from server.jobs.lifecycle import ACTIVE, Failure, MediaKind, Mode, Source, Status, at_rest
 from server.jobs.media import MediaError, MediaPlan, find_media, prepare_media, static_view
 from server.jobs.servers import specs_from_settings
 from server.keys import DISCOVERY, JOBS, METRICS, SETTINGS, STORE
@@ -49,7 +49,7 @@ from server.store.jobs import Job, Media, new_job_id
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # releases tried in auto mode before a job gives up
-RETENTION_SWEEP = 60.0  # seconds between looks for expired jobs
+HOUSEKEEPING = 60.0  # seconds between purges of expired cache entries, sessions, old rows
 DELETED_ROWS_KEPT = 30 * 86400.0  # a deleted job's row and history stay this long
 DISK_FULL_POLL = 5.0  # seconds between looks at the free space of a full disk
 DISK_FULL_HEADROOM = 64 * 1024 * 1024  # what a stalled download needs at least to go on
@@ -95,6 +95,13 @@ class JobManager:
         self._live: dict[str, _Live] = {}
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
+        # Hooks for the layers above (the mirror): told of every change of a job; asked to
+        # clean up before a job is deleted; asked to make room before a download starts.
+        self.listeners: list[Callable[[Job], None]] = []
+        self.cleanups: list[Callable[[Job], Awaitable[None]]] = []
+        #: (the job's id or None before it exists, bytes it needs): returns once there is
+        #: room, or raises StorageError saying how much is missing.
+        self.make_room: Callable[[str | None, int], Awaitable[None]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -106,7 +113,7 @@ class JobManager:
             view = static_view(job)
             if view is not None:
                 self._live.setdefault(job.job_id, _Live()).view = view
-        self._reaper = asyncio.create_task(self._reap_expired(), name="retention")
+        self._reaper = asyncio.create_task(self._housekeeping(), name="housekeeping")
 
     async def close(self) -> None:
         """Stop every job task; downloads persist their state and resume at next start."""
@@ -118,34 +125,22 @@ class JobManager:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def reap_expired(self) -> list[str]:
-        """Delete jobs whose retention ran out; returns their ids."""
-        gone = []
-        for job in await self.store.jobs.expired(self.clock()):
-            log.info("retention: deleting %s (%s)", job.job_id, job.release_title)
-            reason = "ready" if job.status == Status.READY else "failed"
-            self.metrics.deleted.labels(reason=reason).inc()
-            await self.delete(job.job_id)
-            await self.store.events.add(job.job_id, "expired", "retention time is over")
-            gone.append(job.job_id)
-        return gone
-
     async def housekeeping(self) -> None:
-        """Expired jobs deleted (ready or failed); then what nobody needs any more: expired
-        HTTP cache entries and login sessions, and the rows of jobs deleted long ago."""
-        await self.reap_expired()
+        """What nobody needs any more: expired HTTP cache entries and login sessions, and the
+        rows of jobs deleted long ago. (Jobs whose retention ran out are the retention
+        scheduler's, in ``server.mirror.retention``.)"""
         now = self.clock()
         await self.store.cache.purge(now)
         await self.store.sessions.purge(now)
         await self.store.jobs.purge_deleted(now - DELETED_ROWS_KEPT)
 
-    async def _reap_expired(self) -> None:
+    async def _housekeeping(self) -> None:
         while True:
             try:
                 await self.housekeeping()
             except Exception:  # a failed sweep must not stop later ones
-                log.exception("retention sweep failed")
-            await asyncio.sleep(RETENTION_SWEEP)
+                log.exception("housekeeping failed")
+            await asyncio.sleep(HOUSEKEEPING)
 
     # -- submitting --------------------------------------------------------------
     async def submit(
@@ -172,6 +167,8 @@ class JobManager:
             active = await self.store.jobs.current_for_movie(movie_id)
             if active is not None and active.status in ACTIVE:
                 raise Conflict(f"movie {movie_id} already has an active job {active.job_id}")
+        if self.make_room is not None:  # refused now rather than failing later
+            await self.make_room(None, nzb.bytes)
         job_id = new_job_id()
         folder = self.root / job_id
         try:
@@ -294,20 +291,45 @@ class JobManager:
             expires_at=None,
         )
 
-    async def delete(self, job_id: str) -> Job:
-        """Cancel a job, delete its files, mark it deleted."""
+    async def delete(
+        self,
+        job_id: str,
+        why: str = "cancelled and files deleted",
+        data: dict[str, str] | None = None,
+    ) -> Job:
+        """Cancel a job, delete its files (the cleanups: its copy in R2), mark it deleted;
+        ``why`` (and ``data``) go into the job's history."""
         job = await self.get(job_id)
         live = self._live.pop(job_id, None)
         if live is not None and live.task is not None:
             live.task.cancel()
             await asyncio.gather(live.task, return_exceptions=True)
+        for cleanup in self.cleanups:
+            await cleanup(job)
         await asyncio.to_thread(shutil.rmtree, job.dir, True)
         if job.status != Status.DELETED:
             job = await self.store.jobs.mark_deleted(job_id)
-            await self.store.events.add(job_id, "deleted", "cancelled and files deleted")
+            await self.store.events.add(job_id, "deleted", why, data)
+            self._tell(job)
         if live is not None:
             self._publish(live, job)
         return job
+
+    async def drop_local(self, job_id: str, why: str, data: dict[str, str] | None = None) -> Job:
+        """Delete the local copy of a ready job that R2 holds: it plays from R2 after this."""
+        job = await self.get(job_id)
+        live = self._live.get(job_id)
+        if live is not None:
+            live.view = None
+        await asyncio.to_thread(shutil.rmtree, job.dir, True)
+        job = self._changed(await self.store.jobs.local_dropped(job_id, self.clock()))
+        await self.store.events.add(job_id, "local_deleted", why, data)
+        return job
+
+    def publish(self, job: Job) -> Job:
+        """Tell the job's watchers (event streams) and listeners about a change made by
+        another part (the mirror) through the store; returns the job."""
+        return self._changed(job)
 
     async def get(self, job_id: str) -> Job:
         job = await self.store.jobs.get(job_id)
@@ -340,7 +362,7 @@ class JobManager:
         live.watchers.add(queue)
         try:
             yield job
-            while job.status not in FINAL:
+            while not at_rest(job.status, job.mirror):
                 job = await queue.get()
                 while not queue.empty():  # a slow reader gets the newest state, not a backlog
                     job = queue.get_nowait()
@@ -358,7 +380,15 @@ class JobManager:
         live = self._live.get(job.job_id)
         if live is not None:
             self._publish(live, job)
+        self._tell(job)
         return job
+
+    def _tell(self, job: Job) -> None:
+        for listener in self.listeners:
+            try:
+                listener(job)
+            except Exception:  # a listener's bug must not stop the job
+                log.exception("job %s: a listener failed", job.job_id)
 
     @staticmethod
     def _publish(live: _Live, job: Job) -> None:
@@ -385,6 +415,8 @@ class JobManager:
             await self._fail(job_id, exc.message, Failure.TMDB)
         except IndexerError as exc:
             await self._fail(job_id, exc.message, Failure.INDEXER)
+        except StorageError as exc:  # no room for the download
+            await self._fail(job_id, exc.message, Failure.STORAGE)
         except MatineeError as exc:
             await self._fail(job_id, exc.message, Failure.INTERNAL)
         except (NntpError, DownloadError) as exc:
@@ -440,6 +472,8 @@ class JobManager:
                 job, live, f"the indexer's NZB is not usable: {exc}", Failure.INDEXER
             )
         if job.status == Status.QUEUED:
+            if self.make_room is not None:
+                await self.make_room(job_id, nzb.bytes)
             job = self._changed(await self.store.jobs.start_download(job_id))
             await self.store.events.add(job_id, "downloading", "download started")
         if job.status == Status.DOWNLOADING:

@@ -138,7 +138,7 @@ class Job:
 
 _HINTS: dict[str, Any] = get_type_hints(Job)
 _FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Job))
-_ENUMS: dict[str, type[Status | Mode | Source | MediaKind | Failure]] = {
+_ENUMS: dict[str, type[Status | Mode | Source | MediaKind | Failure | MirrorState]] = {
     "status": Status,
     "mode": Mode,
     "source": Source,
