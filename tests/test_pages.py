@@ -247,7 +247,7 @@ async def test_downloads_page(site: Site) -> None:
         return {
             c
             for b in page.find("button")
-            if b.inside("tr", **{"data-job-id": job_id})
+            if b.inside("tr", **{"data-job-id": job_id}) and "hidden" not in b.attrs
             for c in b.classes
         }
 
@@ -261,7 +261,9 @@ async def test_status_page_lists_services(site: Site) -> None:
     page = await site.get("status")
     services = {e.attrs["data-service"]: e for e in page.find("li", class_="service")}
     tools = {"ffmpeg", "ffprobe", "par2", "unar"}
-    assert set(services) == {"TMDB", "Indexer geek", "Usenet fake", "Disk", "Reverse proxy", *tools}
+    assert set(services) == {
+        "TMDB", "Indexer geek", "Usenet fake", "Disk", "R2", "Reverse proxy", *tools
+    }  # fmt: skip
     for name in ("TMDB", "Indexer geek", "Usenet fake", *tools):
         assert services[name].attrs["data-state"] == "ok", services[name].text
     assert "free of" in services["Disk"].text
@@ -274,7 +276,7 @@ async def test_status_page_says_what_to_fix(start_site: StartSite) -> None:
     page = await site.get("status")
     services = {e.attrs["data-service"]: e for e in page.find("li", class_="service")}
     assert set(services) == {
-        *("TMDB", "Indexers", "Usenet", "Disk", "Reverse proxy"),
+        *("TMDB", "Indexers", "Usenet", "Disk", "R2", "Reverse proxy"),
         *("ffmpeg", "ffprobe", "par2", "unar"),
     }
     for name in ("TMDB", "Indexers", "Usenet"):

@@ -24,7 +24,7 @@ from server.http.limits import event_stream_slot
 from server.http.tokens import sign
 from server.jobs.lifecycle import Source, Status, can_play
 from server.jobs.manager import JobManager
-from server.keys import CREDENTIALS, HTTP, JOBS, SETTINGS, STORE
+from server.keys import CREDENTIALS, HTTP, JOBS, RETENTION, SETTINGS, STORE
 
 routes = web.RouteTableDef()
 SSE_KEEPALIVE = 15.0
@@ -187,4 +187,12 @@ async def put_position(request: web.Request) -> web.Response:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e7:
         raise InvalidInput("position must be a number of seconds (0 or more)")
     await request.config_dict[STORE].positions.set(job.job_id, float(value))
+    await request.config_dict[RETENTION].watched(job.job_id)  # the idle timer starts again
     return web.json_response({"job_id": job.job_id, "position": float(value)})
+
+
+@routes.post("/jobs/{job_id}/keep")
+async def keep_longer(request: web.Request) -> web.Response:
+    """Every deadline of the job (local and in R2) 24 h later."""
+    job = await request.config_dict[RETENTION].keep_longer(job_id(request))
+    return web.json_response(job_json(job))

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from server.http.errors import ERROR_CODES
-from server.jobs.lifecycle import Status
+from server.jobs.lifecycle import MirrorState, Status
 
 #: Where the API lives below the base path: the original contract's prefix.
 API_PREFIX = "api/movies-on-demand"
 JOB_STATUSES = [s.value for s in Status]
+MIRROR_STATES = [m.value for m in MirrorState]
 
 S = dict[str, Any]
 
@@ -191,6 +192,24 @@ JOB = _obj(
         # of the movie this is (auto mode moves on to the next-best one).
         "error_code": {"enum": [*ERROR_CODES, None]},
         "attempt": {"type": "integer", "minimum": 1},
+        # The mirror to R2 and the local copy's own deadline.
+        "mirror": {"oneOf": [{"type": "null"}, _ref("Mirror")]},
+        "local": {"type": "boolean", "description": "the local copy is there"},
+        "local_expires_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "when the local copy goes (the film plays from R2 after)",
+        },
+    },
+)
+MIRROR = _obj(
+    ["state", "bytes_done", "bytes_total", "error", "mirrored_at"],
+    {
+        "state": {"enum": MIRROR_STATES},
+        "bytes_done": {"type": "integer", "minimum": 0},
+        "bytes_total": {"type": "integer", "minimum": 0},
+        "error": _nullable("string"),
+        "mirrored_at": {"type": ["string", "null"], "format": "date-time"},
     },
 )
 JOB_REF = _obj(
@@ -397,6 +416,16 @@ def spec(server_url: str = "/") -> S:
                 },
             },
         },
+        "/jobs/{job_id}/keep": {
+            "post": {
+                "summary": "Keep a movie 24 h longer: every deadline, local and in R2, moves",
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": _json(_ref("Job"), "The job with its new deadlines"),
+                    **_errors(400, 401, 403, 404, 409),
+                },
+            }
+        },
         "/jobs/{job_id}/log": {
             "get": {
                 "summary": "The job's history: release chosen, failovers, repairs, retries",
@@ -430,7 +459,7 @@ def spec(server_url: str = "/") -> S:
                 },
             },
             "put": {
-                "summary": "Save the watch position",
+                "summary": "Save the watch position ([retention] idle_hours count from here)",
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -471,6 +500,7 @@ def spec(server_url: str = "/") -> S:
                 "Release": RELEASE,
                 "Releases": RELEASES,
                 "Job": JOB,
+                "Mirror": MIRROR,
                 "JobLog": JOB_LOG,
                 "JobRef": JOB_REF,
                 "Stream": STREAM,

@@ -63,7 +63,25 @@ def job_json(job: Job) -> dict[str, Any]:
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),
         "ready_at": iso(job.ready_at),
-        "expires_at": iso(job.expires_at),
+        # When the whole job goes (its ready, failed or idle timer, the soonest).
+        "expires_at": iso(job.deletes_at),
+        "mirror": mirror_json(job),
+        # The local copy: whether it is there, and when it goes (it plays from R2 after).
+        "local": job.has_local,
+        "local_expires_at": iso(job.local_expires_at) if job.has_local else None,
+    }
+
+
+def mirror_json(job: Job) -> dict[str, Any] | None:
+    """Where the job's copy in R2 stands; null while R2 has no part in it."""
+    if job.mirror is None:
+        return None
+    return {
+        "state": job.mirror.value,
+        "bytes_done": job.mirror_bytes,
+        "bytes_total": job.media_size or 0,
+        "error": job.mirror_error,
+        "mirrored_at": iso(job.mirrored_at),
     }
 
 

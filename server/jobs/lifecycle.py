@@ -182,4 +182,5 @@ def as_json() -> dict[str, object]:
         "unplayable": [S.ERROR.value, S.DELETED.value],
         "mirror_states": [m.value for m in MirrorState],
         "mirror_labels": dict(MIRROR_LABELS),
+        "mirror_moving": sorted(m.value for m in MIRROR_MOVING),
     }

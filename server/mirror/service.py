@@ -317,6 +317,17 @@ class Mirror:
             log.info("R2: aborted %d stale uploads, deleted %d movies' leftovers", aborted, deleted)
         return aborted, deleted
 
+    async def probe(self) -> str | None:
+        """None when the bucket answers (HEAD), else the problem in words."""
+        client = self.client
+        try:
+            await with_retries(
+                lambda: client.head_bucket(Bucket=self.bucket), "reach the bucket", attempts=1
+            )
+        except StorageError as exc:
+            return exc.message
+        return None
+
     # -- playing from R2 ---------------------------------------------------------------
     async def presign(self, job: Job) -> tuple[str, float]:
         """A GET URL for the job's object, valid [r2] presign_seconds (not past the job's own

@@ -24,6 +24,7 @@ from server.discovery.tmdb import TmdbClient
 from server.errors import MatineeError
 from server.http.forwarded import is_trusted, parse_address
 from server.jobs.servers import probe_usenet
+from server.mirror.service import Mirror
 from server.ui.filters import relative
 from transcode.process import ProcessError, run
 
@@ -233,6 +234,31 @@ async def check_disk(downloads: DownloadsConfig) -> dict[str, Any]:
             details,
         )
     return check("Disk", "ok", f"{free}.", None, details)
+
+
+async def check_r2(mirror: Mirror) -> dict[str, Any]:
+    r2 = mirror.r2
+    if not mirror.enabled:
+        return check("R2", "off", "Off: finished movies stay on this machine only.")
+    where = f"Bucket {r2.bucket} at {r2.endpoint}"
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            problem = await mirror.probe()
+    except TimeoutError:
+        problem = f"R2 did not answer within {CHECK_TIMEOUT:g} s"
+    problem = problem or mirror.problem
+    if problem:
+        return check(
+            "R2",
+            "error",
+            problem + ".",
+            "Fix the [r2] setting the message names, then restart Matinee: movies that were"
+            " not uploaded are uploaded then. Their local copies are kept meanwhile.",
+            [where],
+        )
+    return check(
+        "R2", "ok", f"Mirroring finished movies; they play from R2 ({r2.serve}).", None, [where]
+    )
 
 
 TOOLS = {

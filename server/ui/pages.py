@@ -28,7 +28,7 @@ from server.api.shapes import event_json, job_json
 from server.discovery.tmdb_shapes import parse_movie_id, parse_page
 from server.errors import InvalidInput, MatineeError
 from server.jobs import lifecycle
-from server.jobs.lifecycle import ACTIVE, Mode, Source, Status, can_play, label
+from server.jobs.lifecycle import ACTIVE, MirrorState, Mode, Source, Status, can_play, label
 from server.keys import DEMO, DISCOVERY, JOBS, SETTINGS, STORE
 from server.store.jobs import Job
 from server.ui import headers
@@ -81,8 +81,40 @@ def job_view(job: Job, title: str | None = None) -> dict[str, Any]:
     data["can_play"] = can_play(job.status, job.playable)
     data["failed"] = job.status == Status.ERROR
     data["over"] = job.status in (Status.ERROR, Status.DELETED)  # it will never play
-    data["expires_at_ts"] = job.expires_at
+    data["expires_at_ts"] = job.deletes_at
+    data["local_expires_at_ts"] = job.local_expires_at
+    data["mirror_text"] = mirror_text(job)
+    data["expiry_text"] = expiry_text(job)
+    data["can_keep"] = job.status != Status.DELETED and job.deletes_at is not None
     return data
+
+
+def mirror_text(job: Job) -> str:
+    """Where the job's copy in R2 stands, in words (format.js ``mirrorText`` the same)."""
+    if job.mirror is None:
+        return ""
+    text = lifecycle.MIRROR_LABELS[job.mirror.value]
+    if job.mirror == MirrorState.MIRRORING and job.media_size:
+        done = round(100 * job.mirror_bytes / job.media_size)
+        return f"{text}: {done}% ({size(job.mirror_bytes)} of {size(job.media_size)})"
+    if job.mirror == MirrorState.FAILED and job.mirror_error:
+        return f"{text}: {job.mirror_error}"
+    return text
+
+
+def expiry_text(job: Job) -> str:
+    """When the movie goes, locally and in R2 (format.js ``expiryText`` the same)."""
+    if job.status == Status.DELETED:
+        return ""
+    parts = []
+    if job.deletes_at is not None:
+        parts.append(f"Deleted {relative(job.deletes_at)}")
+    if not job.has_local:
+        parts.append("local copy deleted: it plays from R2")
+    elif job.local_expires_at is not None:
+        when = relative(job.local_expires_at)
+        parts.append(f"local copy deleted {when} (then it plays from R2)")
+    return "; ".join(parts)
 
 
 async def movie_titles(request: web.Request, ids: Iterable[int | None]) -> dict[int, Any]:

@@ -7,11 +7,12 @@ import asyncio
 from aiohttp import web
 
 from server.jobs.lifecycle import Status
-from server.keys import DISCOVERY, JOBS, SETTINGS, STORE
+from server.keys import DISCOVERY, JOBS, MIRROR, SETTINGS, STORE
 from server.ui.checks import (
     check_disk,
     check_indexers,
     check_proxy,
+    check_r2,
     check_tmdb,
     check_tools,
     check_usenet,
@@ -22,18 +23,19 @@ from server.ui.templates import render
 async def status(request: web.Request) -> web.StreamResponse:
     discovery, settings = request.config_dict[DISCOVERY], request.config_dict[SETTINGS]
     busy = bool(await request.config_dict[STORE].jobs.list(Status.DOWNLOADING))
-    tmdb, indexers, usenet, disk, tools = await asyncio.gather(
+    tmdb, indexers, usenet, disk, r2, tools = await asyncio.gather(
         check_tmdb(discovery.tmdb),
         check_indexers(discovery.indexers, settings),
         check_usenet(request.config_dict[JOBS].servers, busy=busy),
         check_disk(settings.downloads),
+        check_r2(request.config_dict[MIRROR]),
         check_tools(),
     )
     transport = request.transport
     peername = transport.get_extra_info("peername") if transport is not None else None
     peer = peername[0] if isinstance(peername, tuple) and peername else None
     proxy = check_proxy(peer, request.headers, settings.server.trusted_proxies, request.remote)
-    checks = [tmdb, *indexers, *usenet, disk, *tools, proxy]
+    checks = [tmdb, *indexers, *usenet, disk, r2, *tools, proxy]
     problems = sum(c["state"] in ("error", "warn") for c in checks)
     return render(request, "status.html", {"checks": checks, "problems": problems})
 

@@ -3,7 +3,18 @@
 
 import { api, page } from "./api.js";
 import { h, say } from "./dom.js";
-import { STATUS, canPlay, eta, percent, relative, size, speed, stage } from "./format.js";
+import {
+  STATUS,
+  canPlay,
+  eta,
+  expiryText,
+  mirrorText,
+  percent,
+  relative,
+  size,
+  speed,
+  stage,
+} from "./format.js";
 import { followJob } from "./jobs.js";
 
 const box = document.getElementById("job");
@@ -53,6 +64,12 @@ function render(job) {
   else play.setAttribute("aria-disabled", "true");
   $("play-hint").hidden = playable || job.status === STATUS.ERROR || job.status === STATUS.DELETED;
 
+  const mirror = mirrorText(job);
+  $("mirror").textContent = mirror;
+  $("mirror").hidden = !mirror;
+  $("expiry").textContent = expiryText(job);
+  $("keep").hidden = job.status === STATUS.DELETED || !job.expires_at;
+
   const error = $("error");
   if (job.status === STATUS.ERROR) {
     $("error-message").textContent = job.error_message || "The download failed.";
@@ -76,6 +93,16 @@ if (box) {
   const jobId = box.dataset.jobId;
   $("play-now").addEventListener("click", (event) => {
     if ($("play-now").getAttribute("aria-disabled") === "true") event.preventDefault();
+  });
+  $("keep").addEventListener("click", async () => {
+    $("keep").disabled = true;
+    try {
+      render(await api(`/jobs/${encodeURIComponent(jobId)}/keep`, { method: "POST" }));
+    } catch (error) {
+      $("expiry").textContent = error.message;
+    } finally {
+      $("keep").disabled = false;
+    }
   });
   const next = $("next-release");
   if (next) {
