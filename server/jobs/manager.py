@@ -38,7 +38,16 @@ from server.errors import (
     StorageError,
     TmdbError,
 )
-from server.jobs.lifecycle import ACTIVE, Failure, MediaKind, Mode, Source, Status, at_rest
+from server.jobs.lifecycle import (
+    ACTIVE,
+    Failure,
+    MediaKind,
+    MirrorState,
+    Mode,
+    Source,
+    Status,
+    at_rest,
+)
 from server.jobs.media import MediaError, MediaPlan, find_media, prepare_media, static_view
 from server.jobs.servers import specs_from_settings
 from server.keys import DISCOVERY, JOBS, METRICS, SETTINGS, STORE
@@ -639,7 +648,14 @@ class JobManager:
         expires = now + self.settings.retention.ready_hours * 3600
         ready = await self.store.jobs.get(job.job_id)
         self._changed(
-            await self.store.jobs.mark_ready(job.job_id, media, ready_at=now, expires_at=expires)
+            await self.store.jobs.mark_ready(
+                job.job_id,
+                media,
+                ready_at=now,
+                expires_at=expires,
+                # the mirror (server.mirror) uploads it from here
+                mirror=MirrorState.PENDING if self.settings.r2.enabled else None,
+            )
         )
         if ready is not None and not ready.playable:  # it could not play before it was ready
             self.metrics.to_playable.observe(max(0.0, now - ready.created_at))

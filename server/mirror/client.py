@@ -69,6 +69,9 @@ PERMANENT_HINTS = {
     "AccessDenied": "the token may not do this: give it read and write access to the bucket",
     "NoSuchBucket": "the bucket does not exist: create it, or check [r2] bucket",
     "InvalidBucketName": "the bucket name is not valid: check [r2] bucket",
+    # HEAD answers have no body, so only the status says what went wrong
+    "403": "the credentials are refused, or may not use this bucket: check [r2]"
+    " access_key_id and secret_access_key",
 }
 
 Client = Any  # aiobotocore's S3 client is generated at run time: no static type

@@ -26,7 +26,7 @@ from server.errors import StorageError
 from server.jobs.lifecycle import MirrorState, Status
 from server.jobs.manager import JobManager
 from server.metrics import Metrics
-from server.mirror.client import Client, R2Error, with_retries
+from server.mirror.client import PERMANENT_HINTS, Client, R2Error, error_code, with_retries
 from server.mirror.parts import PREFIX, job_of_key, job_prefix, object_key
 from server.mirror.upload import Target, Uploader
 from server.store.db import Store
@@ -106,7 +106,7 @@ class Mirror:
         if (
             self.enabled
             and job.status == Status.READY
-            and job.mirror is None
+            and job.mirror in (None, MirrorState.PENDING)
             and job.has_local
             and job.media_name
         ):
@@ -127,7 +127,7 @@ class Mirror:
             job = await self.store.jobs.get(job_id)
             if job is None or job.status != Status.READY or not job.has_local:
                 return
-            if job.mirror != MirrorState.MIRRORING:
+            if job.mirror not in (MirrorState.PENDING, MirrorState.MIRRORING):
                 self.jobs.publish(await self.store.jobs.mirror_pending(job_id))
             async with self._slot:
                 await self._upload(job)
@@ -325,6 +325,8 @@ class Mirror:
                 lambda: client.head_bucket(Bucket=self.bucket), "reach the bucket", attempts=1
             )
         except StorageError as exc:
+            if error_code(exc.__cause__ or exc) == "404":  # a HEAD has no body to say more
+                return f"R2: {PERMANENT_HINTS['NoSuchBucket']}"
             return exc.message
         return None
 

@@ -201,9 +201,12 @@ class Uploader:
                 sent += 1
                 await progress(sum(p.size for p in parts.values()))
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(self.concurrency, len(todo))):
-                group.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.concurrency, len(todo))):
+                    group.create_task(worker())
+        except ExceptionGroup as failed:  # the first failure stopped the others: say it
+            raise failed.exceptions[0] from None
         return sent
 
     async def _send_part(self, target: Target, upload: Upload, number: int) -> Part:

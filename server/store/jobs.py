@@ -376,8 +376,16 @@ class JobsTable:
         return await self._change(job_id, status=Status.PREPARING, speed_bps=0.0, eta_seconds=0.0)
 
     async def mark_ready(
-        self, job_id: str, media: Media, *, ready_at: float, expires_at: float | None
+        self,
+        job_id: str,
+        media: Media,
+        *,
+        ready_at: float,
+        expires_at: float | None,
+        mirror: MirrorState | None = None,
     ) -> Job:
+        """Ready; ``mirror`` PENDING when it is to be uploaded to R2 (in the same write, so
+        nobody following the job sees it at rest before its upload)."""
         async with self._db.write() as conn:
             old = await self._read(conn, job_id)
             return await self._write(
@@ -391,6 +399,7 @@ class JobsTable:
                 eta_seconds=0.0,
                 ready_at=ready_at,
                 expires_at=expires_at,
+                mirror=mirror,
                 **_media_fields(media),
             )
 
