@@ -1,5 +1,6 @@
-"""RAR posts through the job API: store-mode sets play while downloading and end as one
-joined file; compressed sets play once downloaded and extracted."""
+"""RAR posts through the job API: store-mode sets play while downloading and, once ready, go
+on being read in place from their volumes; compressed sets play once downloaded and
+extracted."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from server.config.settings import Settings
-from tests.support.app import API, HEADERS, Client, settings_for, submit, until
+from tests.support.app import API, HEADERS, Client, settings_for, submit, until, wait_for
 from tests.support.fake_nntp import FakeNntpFactory
 from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 
@@ -39,7 +40,7 @@ def rar_nzb(files: dict[str, bytes], *, part: int = 8192) -> tuple[bytes, list[A
 
 @pytest.mark.parametrize("obfuscated", [False, True], ids=["named", "obfuscated"])
 @pytest.mark.parametrize("which", sorted(SETS))
-async def test_store_mode_set_plays_while_downloading_then_joins(
+async def test_store_mode_set_plays_while_downloading_then_in_place(
     fake_nntp: FakeNntpFactory,
     start_app: Callable[[Settings], Awaitable[Client]],
     shared_fixtures: Path,
@@ -76,12 +77,14 @@ async def test_store_mode_set_plays_while_downloading_then_joins(
 
     srv.bytes_per_second = None
     job = await until(client, job_id, lambda j: j["status"] == "ready")
-    folder = tmp_path / "data" / "downloads" / job_id
-    assert (folder / "bigfile.txt").read_bytes() == expected
-    assert not list(folder.rglob("*.rar")) and not (folder / "files").exists()  # volumes removed
     final = await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
+    assert final["kind"] == "file" and final["url"].split("?")[0] == stream["url"].split("?")[0]
     assert await (await client.get(final["url"])).read() == expected
     assert job["progress"] == 100
+    # Read in place from the volumes, never joined: they are all that is left of the download.
+    folder = tmp_path / "data" / "downloads" / job_id
+    await wait_for(lambda: sorted(p.name for p in (folder / "files").iterdir()) == sorted(files))
+    assert sorted(p.name for p in folder.iterdir()) == ["files", "job.nzb"]
 
 
 async def test_compressed_archive_plays_only_after_extraction(
@@ -117,3 +120,32 @@ async def test_compressed_archive_plays_only_after_extraction(
     stream = await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
     assert stream["kind"] == "file"
     assert await (await client.get(stream["url"])).read() == largest.read_bytes()
+
+
+async def test_a_ready_set_read_in_place_plays_after_a_restart(
+    fake_nntp: FakeNntpFactory,
+    start_app: Callable[[Settings], Awaitable[Client]],
+    shared_fixtures: Path,
+    tmp_path: Path,
+) -> None:
+    rar_dir = shared_fixtures / "rar" / "rarfile"
+    names = SETS["rar5"]
+    expected = (
+        unar_extract(rar_dir / names[0], tmp_path / "unar") / "vols" / "bigfile.txt"
+    ).read_bytes()
+    nzb, arts = rar_nzb({os.urandom(8).hex(): (rar_dir / n).read_bytes() for n in names})
+    settings = settings_for(tmp_path, await fake_nntp(articles=arts))
+    client = await start_app(settings)
+    job_id = await submit(client, nzb)
+    await until(client, job_id, lambda j: j["status"] == "ready")
+    before = await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
+    etag = (await client.head(before["url"])).headers["ETag"]
+    await client.close()
+
+    # A new process finds the movie in its volumes again (their headers say where).
+    again = await start_app(settings)
+    after = await (await again.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
+    assert after["url"].split("?")[0] == before["url"].split("?")[0]
+    resp = await again.get(after["url"])
+    assert resp.status == 200 and resp.headers["ETag"] == etag
+    assert await resp.read() == expected
