@@ -618,14 +618,8 @@ class JobManager:
     async def _prepare(self, job: Job, files_dir: Path, live: _Live, password: str | None) -> None:
         """The finished movie (read in place where it can be); then ready, with its
         retention timer. Responses reading the downloading files move on to it."""
-        playing = live.movie.view
         try:
-            result = await prepare_media(
-                files_dir,
-                job,
-                password=password,
-                name=playing.name if playing is not None else job.media_name,
-            )
+            result = await prepare_media(files_dir, job, password=password, playing=live.movie.view)
         except MediaError as exc:
             await self._fail(job.job_id, str(exc), Failure.MEDIA)
             return

@@ -253,24 +253,25 @@ async def _wait_rar_ends(dl: Download, view: MediaView) -> None:
 
 
 async def prepare_media(
-    files_dir: Path, job: Job, *, password: str | None = None, name: str | None = None
+    files_dir: Path, job: Job, *, password: str | None = None, playing: MediaView | None = None
 ) -> Prepared:
     """The finished movie of a complete download, read where it lies where it can be.
 
     Nothing that a view of the downloading files reads is moved or deleted here (a response
     may be reading it): a video gets a second name (a hard link) in the job's folder; a
     store-mode RAR set is read in place from its volumes, never joined; only a compressed
-    archive is extracted, into a new file. The movie keeps the name it had while it
-    downloaded (``name``, by default ``job.media_name``), so its URL and ETag stay the
-    same. ``tidy_files`` removes what the finished view does not read, once no response
-    reads the old view.
+    archive is extracted, into a new file. The movie is the file that played while it
+    downloaded (``playing``, the view then) and keeps the name it had (by default
+    ``job.media_name``), so its URL and ETag stay the same. ``tidy_files`` removes what
+    the finished view does not read, once no response reads the old view.
     """
     job_dir = Path(job.dir)
-    name = name or job.media_name
+    name = playing.name if playing is not None else job.media_name
     files = await asyncio.to_thread(_list_files, files_dir)
     videos, rars = await asyncio.to_thread(_sort_by_content, files)
     if videos:
-        movie = max(videos, key=lambda p: p.stat().st_size)
+        played = await asyncio.to_thread(_played, videos, playing)
+        movie = played or max(videos, key=lambda p: p.stat().st_size)
         final_name = name or safe_filename(movie.name) or "movie.bin"
         final = await asyncio.to_thread(_link_into, movie, job_dir, final_name)
         view = await asyncio.to_thread(StaticView.of_file, final, etag_seed=job.job_id)
@@ -295,6 +296,20 @@ def tidy_files(files_dir: Path, view: MediaView) -> None:
     for d in sorted((p for p in files_dir.rglob("*") if p.is_dir()), reverse=True):
         with contextlib.suppress(OSError):
             d.rmdir()
+
+
+def _played(videos: Sequence[Path], playing: MediaView | None) -> Path | None:
+    """The video that ``playing`` read, when it read one whole file that is among them."""
+    if playing is None:
+        return None
+    paths = view_paths(playing)
+    if len(paths) != 1:
+        return None
+    try:
+        st = os.stat(paths.pop())
+    except OSError:
+        return None
+    return next((p for p in videos if os.path.samestat(p.stat(), st)), None)
 
 
 def view_paths(view: MediaView) -> set[str]:
