@@ -256,10 +256,12 @@ def _tidy_after_repair(
             if whole.is_file() and source.stat().st_size == whole.stat().st_size:
                 if keep_posted_names:
                     _name_also(whole, source)
+                    done = "now names the repaired file"
                 else:
                     source.unlink()
+                    done = "removed"
                 moved[str(source)] = whole
-                log.info("removed %s: a damaged copy of %s, which PAR2 repaired", file, target)
+                log.info("%s, a damaged copy of %s, which PAR2 repaired: %s", file, target, done)
     return moved
 
 
@@ -307,7 +309,10 @@ def _restore_names(
             continue
         dst = src.with_name(name)
         if dst.exists():
-            log.warning("not renaming %s to %s: a file of that name exists", src.name, name)
+            if dst.samefile(src):  # named so by an earlier run
+                renamed[path] = dst
+            else:
+                log.warning("not renaming %s to %s: a file of that name exists", src.name, name)
             continue
         if keep_posted_names:
             try:

@@ -41,6 +41,7 @@ from server.errors import (
 from server.jobs.lifecycle import ACTIVE, FINAL, Failure, Mode, Source, Status
 from server.jobs.media import (
     FILES_DIR,
+    NZB_FILE,
     MediaError,
     MediaPlan,
     find_media,
@@ -63,7 +64,6 @@ DELETED_ROWS_KEPT = 30 * 86400.0  # a deleted job's row and history stay this lo
 DISK_FULL_POLL = 5.0  # seconds between looks at the free space of a full disk
 DISK_FULL_HEADROOM = 64 * 1024 * 1024  # what a stalled download needs at least to go on
 TICK = 1.0  # seconds between progress writes
-NZB_FILE = "job.nzb"
 
 
 @dataclass(eq=False)

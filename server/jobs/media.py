@@ -29,7 +29,7 @@ from nntp.media import (
     read_pieces,
     sniff,
 )
-from nntp.names import names_a_media_part, safe_filename
+from nntp.names import names_a_media_part, numbered_filename, safe_filename
 from nntp.pick import classify, resolve_layout
 from nntp.rar import RarEntry, RarError, RarVolumeInfo, VolumeScanner, assemble, volume_order
 from server.jobs.lifecycle import MediaKind
@@ -47,6 +47,7 @@ VIDEO_EXTENSIONS = {"mkv", "webm", "mp4", "m4v", "mov", "ts", "m2ts", "avi", "wm
 SKIP_SUFFIXES = (".par2", ".nfo", ".sfv", ".nzb", ".txt", ".jpg", ".png", ".srt", ".json")
 EXTRACT_TIMEOUT = 6 * 3600.0
 FILES_DIR = "files"  # the download's own folder inside a job's folder
+NZB_FILE = "job.nzb"  # the job's NZB, beside it
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,7 @@ class StaticView:
         )
 
     def __repr__(self) -> str:
-        return f"StaticView({self._name!r}, size={self._size}, files={len(self.paths)})"
-
-    @property
-    def paths(self) -> set[str]:
-        """The files this view reads."""
-        return {p.path for p in self.layout}
+        return f"StaticView({self._name!r}, size={self._size}, pieces={len(self.layout)})"
 
     @property
     def name(self) -> str:
@@ -360,6 +356,8 @@ def _looks_like_volume(name: str) -> bool:
 def _link_into(src: Path, job_dir: Path, name: str) -> Path:
     """``src`` also under ``job_dir/name``: a hard link, so that the download's name stays
     valid for whoever reads it (a copy where the file system has no hard links)."""
+    if name in (FILES_DIR, NZB_FILE):  # a hostile name must not replace the job's own
+        name = numbered_filename(name, 2)
     dst = job_dir / name
     tmp = job_dir / ".matinee-link.part"
     with contextlib.suppress(FileNotFoundError):
