@@ -2,10 +2,10 @@
 
 What it does, in one temp dir that is removed at the end (also on Ctrl-C or failure):
 
-1. writes a RAR5 store-mode set of a random movie of `--size-mb` MiB in `--volume-mb` MiB
-   volumes (`python -m tests.support.rar`, a subprocess: bench/ never imports tests/) into a
-   job's `files/` folder, and drops nothing from the page cache (the volumes were just
-   downloaded when a job becomes ready, so they are warm there too);
+1. writes a random movie of `--size-mb` MiB, stores it in a RAR5 set of `--volume-mb` MiB
+   volumes in a job's `files/` folder (`python -m tests.support.rar5`, a subprocess: bench/
+   never imports tests/) and deletes it; nothing is dropped from the page cache (the
+   volumes were just downloaded when a job becomes ready, so they are warm there too);
 2. times Matinee's step, `server.jobs.media.prepare_media` (the set is read in place: the
    download's files are listed and sniffed, the volume headers scanned, the finished view
    built), `--rounds` times, and reads every byte through the finished view once to check
@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import MIB, REPO, install_signal_handlers, log, workspace
+from common import MIB, REPO, install_signal_handlers, log, workspace, write_random_file
 
 from nntp.media import read_pieces
 from nntp.rar import VolumeScanner, assemble, volume_order
@@ -45,16 +45,19 @@ from server.store.jobs import Job
 CHECK_CHUNK = 8 * MIB
 
 
-def write_set(files: Path, size_mb: int, volume_mb: int) -> str:
-    sizes = ["--size-mib", str(size_mb), "--volume-mib", str(volume_mb)]
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.rar", str(files), *sizes],
+def write_set(tmp: Path, files: Path, size_mb: int, volume_mb: int) -> str:
+    """The set in ``files``; the movie's SHA-256."""
+    src = tmp / "Movie.2019.1080p.BluRay.x264-GRP.mkv"
+    sha256 = write_random_file(src, size_mb * MIB)
+    volumes = ["--volume-mib", str(volume_mb)]
+    subprocess.run(
+        [sys.executable, "-m", "tests.support.rar5", str(src), str(files), *volumes],
         cwd=REPO,
         check=True,
         capture_output=True,
-        text=True,
     )
-    return done.stdout.strip()
+    src.unlink()
+    return sha256
 
 
 def check(view: StaticView, sha256: str) -> bool:
@@ -102,7 +105,7 @@ def main() -> int:
         job_dir = tmp / "job"
         files = job_dir / "files"
         log(f"writing a {args.size_mb} MiB set in {args.volume_mb} MiB volumes ...")
-        sha256 = write_set(files, args.size_mb, args.volume_mb)
+        sha256 = write_set(tmp, files, args.size_mb, args.volume_mb)
         volumes = len(list(files.iterdir()))
         job = Job(job_id="job_1_bench", mode=Mode.NZB, source=Source.UPLOAD, dir=str(job_dir))
 

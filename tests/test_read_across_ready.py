@@ -28,7 +28,8 @@ from server.config.settings import Settings
 from tests.support.app import API, HEADERS, Client, job, settings_for, submit, until, wait_for
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.programs import needs
-from tests.support.rar import movie_set, rar4_movie_set
+from tests.support.rar4 import write_store_set as rar4_store_set
+from tests.support.rar5 import write_store_set as rar5_store_set
 from tests.support.yenc import Article, NzbEntry, articles_for_bytes, build_nzb
 
 MOVIE = "Real.Movie.2019.1080p.BluRay.x264-GRP.mkv"
@@ -57,26 +58,13 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def rar_volumes(fmt: str, movie: bytes) -> dict[str, bytes]:
-    """The movie as a store-mode set of ``VOLUME``-byte parts, by real volume name."""
-    cuts = list(range(VOLUME, len(movie), VOLUME))
-    if fmt == "rar4":
-        volumes = rar4_movie_set(MOVIE.encode(), movie, cuts)
-    else:
-        volumes = movie_set(movie, cuts, MOVIE.encode())
-    return {f"{STEM}.part{i + 1:02d}.rar": data for i, data in enumerate(volumes)}
-
-
-def make_post(
-    folder: Path, movie: bytes, files: dict[str, bytes], *, obfuscate: bool, par2: bool
-) -> Post:
-    """``files`` posted as yEnc articles (blocking: call it in a thread). With ``par2`` a
-    PAR2 set made by par2cmdline goes along; ``obfuscate`` posts every file under a random
-    name, in reverse order, so that only headers and PAR2 packets tell what they are."""
-    folder.mkdir()
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
+def make_post(folder: Path, movie: bytes, *, obfuscate: bool, par2: bool) -> Post:
+    """The files in ``folder`` posted as yEnc articles (blocking: call it in a thread).
+    With ``par2`` a PAR2 set made by par2cmdline goes along; ``obfuscate`` posts every file
+    under a random name, in reverse order, so that only headers and PAR2 packets tell what
+    they are."""
     if par2:
+        files = sorted(p.name for p in folder.iterdir())
         subprocess.run(
             ["par2", "create", "-q", "-r5", "-n1", "--", f"{STEM}.par2", *files],
             cwd=folder,
@@ -105,12 +93,17 @@ def unar_movie(first: Path, out: Path) -> bytes:
 
 
 def rar_post(folder: Path, fmt: str, *, obfuscate: bool, par2: bool) -> Post:
+    """A random movie of ``SET_SIZE`` bytes as a store-mode set of ``VOLUME``-byte parts."""
     movie = os.urandom(SET_SIZE)
-    volumes = rar_volumes(fmt, movie)
-    post = make_post(folder / "post", movie, volumes, obfuscate=obfuscate, par2=par2)
+    src = folder / "src" / MOVIE
+    src.parent.mkdir()
+    src.write_bytes(movie)
+    (folder / "post").mkdir()
+    write = rar4_store_set if fmt == "rar4" else rar5_store_set
+    volumes = write(src, folder / "post", STEM, VOLUME)
     # The set is a real one: unar reads the movie out of it.
-    assert unar_movie(folder / "post" / min(volumes), folder / "unar") == movie
-    return post
+    assert unar_movie(volumes[0], folder / "unar") == movie
+    return make_post(folder / "post", movie, obfuscate=obfuscate, par2=par2)
 
 
 async def stream_of(client: Client, job_id: str) -> dict[str, Any]:
@@ -238,7 +231,9 @@ READERS = 8
 
 def plain_post(folder: Path) -> Post:
     movie = os.urandom(PLAIN_SIZE)
-    return make_post(folder / "post", movie, {PLAIN: movie}, obfuscate=False, par2=False)
+    (folder / "post").mkdir()
+    (folder / "post" / PLAIN).write_bytes(movie)
+    return make_post(folder / "post", movie, obfuscate=False, par2=False)
 
 
 async def read_ranges(

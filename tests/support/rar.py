@@ -1,25 +1,14 @@
-"""Store-mode RAR4 and RAR5 archives built byte by byte, with correct CRCs: for the parser's
-hostile-input tests, and for posts shaped like real releases (a movie split into volumes)
-that unar and lsar read like those made by WinRAR.
-
-Command line, for the benchmarks (which may not import tests/; run from the repository
-root): ``python -m tests.support.rar FOLDER --size-mib 2048 --volume-mib 100``.
-"""
+"""RAR4 and RAR5 headers and small archives built byte by byte with correct CRCs, so that
+hostile input reaches the parser's checks behind the CRC. Whole store-mode volume sets of
+a file are written by ``tests/support/rar4.py`` and ``rar5.py``."""
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import itertools
-import os
 import struct
-import sys
 import zlib
-from pathlib import Path
 
-from nntp.rar import RAR4_SIGNATURE, RAR5_SIGNATURE
-
-DOS_TIME = 0x5A210000  # 2025-01-01 00:00 (a zero date makes unar complain)
+from nntp.rar import RAR5_SIGNATURE
 
 
 def vint(value: int) -> bytes:
@@ -109,86 +98,22 @@ def r4_end(flags: int = 0, number: int | None = None) -> bytes:
     return r4_block(0x7B, flags, body)
 
 
-def movie_set(content: bytes, cuts: list[int], name: bytes = b"movie.mkv") -> list[bytes]:
-    """A RAR5 store-mode volume set of one file (``name``) split at ``cuts``."""
+def movie_set(content: bytes, cuts: list[int]) -> list[bytes]:
+    """A RAR5 store-mode volume set of one file ``movie.mkv`` split at ``cuts``."""
     bounds = [0, *cuts, len(content)]
     volumes = []
     for index, (start, stop) in enumerate(itertools.pairwise(bounds)):
         last = index == len(bounds) - 2
+        split = (0x0008 if index else 0) | (0 if last else 0x0010)
         part = content[start:stop]
         # Earlier parts carry the CRC of their own bytes, the last one that of the file.
         crc = zlib.crc32(content if last else part)
-        volumes.append(rar5_volume(name, part, index, last=last, size=len(content), crc=crc))
+        header = r5_file(b"movie.mkv", part, block_flags=split, size=len(content), crc=crc)
+        number = index if index else None
+        volumes.append(RAR5_SIGNATURE + r5_main(0x0001, number) + header + r5_end(not last))
     return volumes
-
-
-def rar5_volume(name: bytes, part: bytes, index: int, *, last: bool, size: int, crc: int) -> bytes:
-    """Volume ``index`` (0-based) of a RAR5 store-mode set of one file of ``size`` bytes."""
-    split = (0x0008 if index else 0) | (0 if last else 0x0010)
-    header = r5_file(name, part, block_flags=split, size=size, crc=crc)
-    number = index if index else None
-    return RAR5_SIGNATURE + r5_main(0x0001, number) + header + r5_end(not last)
-
-
-def write_rar5_set(folder: Path, stem: str, name: str, size: int, volume: int) -> str:
-    """A RAR5 store-mode set of a random movie of ``size`` bytes in ``volume``-byte parts,
-    written to ``folder`` as ``stem.partNN.rar`` one volume at a time (a set of gigabytes
-    never sits in memory). Returns the movie's SHA-256."""
-    digest, whole_crc = hashlib.sha256(), 0
-    count = -(-size // volume)
-    for index in range(count):
-        part = os.urandom(min(volume, size - index * volume))
-        digest.update(part)
-        whole_crc = zlib.crc32(part, whole_crc)
-        last = index == count - 1
-        crc = whole_crc if last else zlib.crc32(part)
-        data = rar5_volume(name.encode(), part, index, last=last, size=size, crc=crc)
-        (folder / f"{stem}.part{index + 1:02d}.rar").write_bytes(data)
-    return digest.hexdigest()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.support.rar",
-        description="Write a RAR5 store-mode set of a random movie; print its SHA-256.",
-    )
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--size-mib", type=int, default=2048)
-    parser.add_argument("--volume-mib", type=int, default=100)
-    parser.add_argument("--name", default="Movie.2019.1080p.BluRay.x264-GRP.mkv")
-    args = parser.parse_args(argv)
-    args.folder.mkdir(parents=True, exist_ok=True)
-    stem = args.name.rsplit(".", 1)[0].lower()
-    print(write_rar5_set(args.folder, stem, args.name, args.size_mib << 20, args.volume_mib << 20))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def extra_record(kind: int, payload: bytes) -> bytes:
     body = vint(kind) + payload
     return vint(len(body)) + body
-
-
-def rar4_movie_set(name: bytes, content: bytes, cuts: list[int]) -> list[bytes]:
-    """A RAR4 store-mode volume set of one file split at ``cuts``, as WinRAR 3-4 writes it
-    with new volume numbering: the first volume marked so, each volume's number in its end
-    block, each part's CRC over its own bytes except the last part's, which covers the file.
-    """
-    bounds = [0, *cuts, len(content)]
-    volumes = []
-    for index, (start, stop) in enumerate(itertools.pairwise(bounds)):
-        last = index == len(bounds) - 2
-        part = content[start:stop]
-        split = (0x0001 if index else 0) | (0 if last else 0x0002)
-        crc = zlib.crc32(content if last else part)
-        fixed = struct.pack(
-            "<IIBIIBBHI", len(part), len(content), 3, crc, DOS_TIME, 29, 0x30, len(name), 0o100644
-        )
-        header = r4_block(0x74, split | 0x8000, fixed + name) + part
-        main = r4_main(0x0001 | 0x0010 | (0 if index else 0x0100))
-        end = r4_end(0 if last else 0x0001, number=index)
-        volumes.append(RAR4_SIGNATURE + main + header + end)
-    return volumes
