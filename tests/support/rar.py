@@ -1,12 +1,14 @@
 """RAR4 and RAR5 headers and small archives built byte by byte with correct CRCs, so that
 hostile input reaches the parser's checks behind the CRC. Whole store-mode volume sets of
-a file are written by ``tests/support/rar4.py`` and ``rar5.py``."""
+a file are written by ``tests/support/rar4.py`` and ``rar5.py`` through ``write_volumes``."""
 
 from __future__ import annotations
 
 import itertools
 import struct
 import zlib
+from collections.abc import Callable
+from pathlib import Path
 
 from nntp.rar import RAR5_SIGNATURE
 
@@ -117,3 +119,43 @@ def movie_set(content: bytes, cuts: list[int]) -> list[bytes]:
 def extra_record(kind: int, payload: bytes) -> bytes:
     body = vint(kind) + payload
     return vint(len(body)) + body
+
+
+# (name, volume index, last?, piece length, file size, CRC) -> the bytes before and after
+# the piece in its volume. The CRC is the piece's, the whole file's in the last volume; the
+# length of what comes before must not depend on it (it is written again once known).
+VolumeFrame = Callable[[bytes, int, bool, int, int, int], tuple[bytes, bytes]]
+CHUNK = 1 << 20
+
+
+def write_volumes(
+    src: Path, out_dir: Path, stem: str, volume_size: int, frame: VolumeFrame
+) -> list[Path]:
+    """Store `src` in volumes ``STEM.partNN.rar`` of `volume_size` data bytes each, framed by
+    `frame`, streaming (a set of gigabytes never sits in memory); returns their paths."""
+    size = src.stat().st_size
+    count = max(1, -(-size // volume_size))
+    name = src.name.encode()
+    digits = max(2, len(str(count)))
+    whole_crc = 0
+    paths = []
+    with src.open("rb") as f:
+        for i in range(count):
+            piece = min(volume_size, size - i * volume_size)
+            last = i == count - 1
+            path = out_dir / f"{stem}.part{i + 1:0{digits}d}.rar"
+            with path.open("wb") as out:
+                head, tail = frame(name, i, last, piece, size, 0)
+                out.write(head)
+                piece_crc, left = 0, piece
+                while left:
+                    chunk = f.read(min(CHUNK, left))
+                    piece_crc = zlib.crc32(chunk, piece_crc)
+                    whole_crc = zlib.crc32(chunk, whole_crc)
+                    out.write(chunk)
+                    left -= len(chunk)
+                out.write(tail)
+                out.seek(0)
+                out.write(frame(name, i, last, piece, size, whole_crc if last else piece_crc)[0])
+            paths.append(path)
+    return paths

@@ -15,56 +15,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-import zlib
 from pathlib import Path
 
-from tests.support.rar import r5_end, r5_file, r5_main
+from tests.support.rar import r5_end, r5_file, r5_main, write_volumes
 
 SIGNATURE = b"Rar!\x1a\x07\x01\x00"
 MAIN_VOLUME = 0x0001
 SPLIT_BEFORE, SPLIT_AFTER = 0x0008, 0x0010
-CHUNK = 1 << 20
 
 
-def _file_header(name: bytes, piece: int, size: int, crc: int, index: int, last: bool) -> bytes:
-    split = (SPLIT_BEFORE if index else 0) | (0 if last else SPLIT_AFTER)
-    # r5_file builds header and data; the data are streamed here, so only its header is kept.
-    return r5_file(name, b"", block_flags=split, size=size, data_size=piece, crc=crc)
+def _frame(name: bytes, i: int, last: bool, piece: int, size: int, crc: int) -> tuple[bytes, bytes]:
+    split = (SPLIT_BEFORE if i else 0) | (0 if last else SPLIT_AFTER)
+    # r5_file frames data given to it; only its header is taken, the data stream past.
+    header = r5_file(name, b"", block_flags=split, size=size, data_size=piece, crc=crc)
+    return SIGNATURE + r5_main(MAIN_VOLUME, i if i else None) + header, r5_end(not last)
 
 
 def write_store_set(src: Path, out_dir: Path, stem: str, volume_size: int) -> list[Path]:
     """Store `src` in volumes of `volume_size` data bytes each; returns the volume paths."""
-    size = src.stat().st_size
-    count = max(1, -(-size // volume_size))
-    name = src.name.encode()
-    digits = max(2, len(str(count)))
-    whole_crc = 0
-    paths = []
-    with src.open("rb") as f:
-        for i in range(count):
-            piece = min(volume_size, size - i * volume_size)
-            last = i == count - 1
-            path = out_dir / f"{stem}.part{i + 1:0{digits}d}.rar"
-            with path.open("wb") as out:
-                out.write(SIGNATURE + r5_main(MAIN_VOLUME, i if i else None))
-                at = out.tell()
-                # The header holds the CRC of the data after it (a fixed 4 bytes, so the
-                # header keeps its length): written again once the CRC is known.
-                out.write(_file_header(name, piece, size, 0, i, last))
-                piece_crc, left = 0, piece
-                while left:
-                    chunk = f.read(min(CHUNK, left))
-                    piece_crc = zlib.crc32(chunk, piece_crc)
-                    whole_crc = zlib.crc32(chunk, whole_crc)
-                    out.write(chunk)
-                    left -= len(chunk)
-                out.write(r5_end(not last))
-                out.seek(at)
-                out.write(
-                    _file_header(name, piece, size, whole_crc if last else piece_crc, i, last)
-                )
-            paths.append(path)
-    return paths
+    return write_volumes(src, out_dir, stem, volume_size, _frame)
 
 
 def main(argv: list[str] | None = None) -> int:
