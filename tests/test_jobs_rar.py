@@ -5,8 +5,10 @@ extracted."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import subprocess
+import tarfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -149,3 +151,65 @@ async def test_a_ready_set_read_in_place_plays_after_a_restart(
     resp = await again.get(after["url"])
     assert resp.status == 200 and resp.headers["ETag"] == etag
     assert await resp.read() == expected
+
+
+def _tar(members: list[tuple[str, bytes | str]]) -> bytes:
+    """A tar archive (unar opens it whatever its name says): bytes are a file, a str is a
+    symbolic link to that path."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            if isinstance(body, str):
+                info.type, info.linkname = tarfile.SYMTYPE, body
+                tar.addfile(info)
+            else:
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+CASES = ["file-links", "file-links-and-a-movie", "a-folder-link"]
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_links_in_an_archive_are_never_followed_or_served(
+    fake_nntp: FakeNntpFactory,
+    start_app: Callable[[Settings], Awaitable[Client]],
+    tmp_path: Path,
+    case: str,
+) -> None:
+    # Any file on disk (the configuration, another movie), bigger than the movie.
+    secret = tmp_path / "secret.toml"
+    secret.write_bytes(b"\x1a\x45\xdf\xa3" + b"password = 'hunter2'\n" * 50_000)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    movie = b"\x1a\x45\xdf\xa3" + os.urandom(20_000)  # an EBML (Matroska) head
+    members: list[tuple[str, bytes | str]] = [
+        ("Hostile.Movie.2024.mkv", str(secret)),  # the largest "video" if links were followed
+        ("Hostile.Movie.2024.up.mkv", "../../../../../secret.toml"),
+    ]
+    if case == "file-links-and-a-movie":
+        members.append(("Real.Movie.2024.mkv", movie))
+    if case == "a-folder-link":  # unar refuses to write through it, and so fails
+        members += [("extras", str(outside)), ("extras/planted.txt", b"outside the job")]
+    nzb, arts = rar_nzb({"Hostile.Movie.2024.rar": _tar(members)})
+    client = await start_app(settings_for(tmp_path, await fake_nntp(articles=arts)))
+    job_id = await submit(client, nzb)
+    job = await until(client, job_id, lambda j: j["status"] in ("ready", "error"), may_fail=True)
+
+    assert list(outside.iterdir()) == []
+    if case == "file-links-and-a-movie":
+        assert job["status"] == "ready", job["error_message"]
+        stream = await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
+        assert stream["url"].split("?")[0].endswith("/Real.Movie.2024.mkv")
+        assert await (await client.get(stream["url"])).read() == movie
+    else:
+        assert job["status"] == "error"
+        why = "links in it are never followed" if case == "file-links" else "extracting"
+        assert why in job["error_message"]
+        r = await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)
+        assert r.status == 500 and (await r.json())["code"] == "JOB_ERROR"
+    # Nothing in the job's folder points anywhere.
+    folder = tmp_path / "data" / "downloads" / job_id
+    assert not [p for p in folder.rglob("*") if p.is_symlink()]

@@ -11,6 +11,7 @@ import itertools
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,7 +345,35 @@ def _sort_by_content(files: list[Path]) -> tuple[list[Path], list[Path]]:
 
 
 def _all_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+    """The regular files under ``root``; links are neither followed nor listed."""
+    return [p for p, _ in _regular_files(root)]
+
+
+def _regular_files(root: Path) -> list[tuple[Path, os.stat_result]]:
+    found = []
+    for folder, _, names in os.walk(root):  # never into linked folders
+        for name in names:
+            p = Path(folder, name)
+            st = p.lstat()
+            if stat.S_ISREG(st.st_mode):
+                found.append((p, st))
+    return found
+
+
+def _extracted_files(root: Path) -> list[Path]:
+    """What an archive really held: regular files with one name. A hostile archive may hold
+    links to the configuration or the database; unar creates them as it finds them (hard
+    links too, as symbolic ones), so they are deleted here and never served."""
+    kept = []
+    for p, st in _regular_files(root):
+        if st.st_nlink == 1:
+            kept.append(p)
+    for folder, dirs, names in os.walk(root):
+        for name in dirs + names:
+            p = Path(folder, name)
+            if p.is_symlink():
+                p.unlink()
+    return kept
 
 
 def _looks_like_volume(name: str) -> bool:
@@ -443,11 +472,13 @@ async def _from_archive(
     try:
         await run(argv, timeout=EXTRACT_TIMEOUT)
     except ProcessError as exc:
+        # What it left is of no use, and may hold links the archive asked for.
+        await asyncio.to_thread(shutil.rmtree, out, True)
         hint = " (wrong or missing password?)" if "password" in str(exc).lower() else ""
         raise MediaError(f"extracting the archive failed{hint}: {exc}") from exc
-    extracted = await asyncio.to_thread(_all_files, out)
+    extracted = await asyncio.to_thread(_extracted_files, out)
     if not extracted:
-        raise MediaError("the archive holds no files")
+        raise MediaError("the archive holds no files (links in it are never followed)")
     videos, _ = await asyncio.to_thread(_sort_by_content, extracted)
     # As while streaming: the largest video, else the largest file at all.
     movie = max(videos or extracted, key=lambda p: p.stat().st_size)
