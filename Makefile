@@ -54,6 +54,7 @@ bench: system-deps $(STAMP)
 	$(PY) bench/download.py --sizes 500,2048
 	$(PY) bench/playback.py
 	$(PY) bench/hls.py
+	$(PY) bench/ready.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache test-output bench/out

@@ -41,14 +41,23 @@ from server.errors import (
 from server.jobs.lifecycle import (
     ACTIVE,
     Failure,
-    MediaKind,
     MirrorState,
     Mode,
     Source,
     Status,
     at_rest,
 )
-from server.jobs.media import MediaError, MediaPlan, find_media, prepare_media, static_view
+from server.jobs.media import (
+    FILES_DIR,
+    NZB_FILE,
+    MediaError,
+    MediaPlan,
+    find_media,
+    prepare_media,
+    static_view,
+    tidy_files,
+)
+from server.jobs.readers import Movie, Reading
 from server.jobs.servers import specs_from_settings
 from server.keys import DISCOVERY, JOBS, METRICS, SETTINGS, STORE
 from server.metrics import Metrics
@@ -63,8 +72,6 @@ DELETED_ROWS_KEPT = 30 * 86400.0  # a deleted job's row and history stay this lo
 DISK_FULL_POLL = 5.0  # seconds between looks at the free space of a full disk
 DISK_FULL_HEADROOM = 64 * 1024 * 1024  # what a stalled download needs at least to go on
 TICK = 1.0  # seconds between progress writes
-NZB_FILE = "job.nzb"
-FILES_DIR = "files"
 
 
 @dataclass(eq=False)
@@ -73,7 +80,11 @@ class _Live:
 
     task: asyncio.Task[None] | None = None
     download: Download | None = None
-    view: MediaView | None = None
+    movie: Movie = field(default_factory=Movie)  # the view responses read, and its readers
+    # At ready: the download's leftovers are to go, once no response reads the view of the
+    # downloading files (``superseded``, when the job was playable before).
+    tidy: bool = False
+    superseded: MediaView | None = None
     note: str | None = None  # why it cannot play yet, in a person's words
     nzb: Nzb | None = None  # parsed at submit, so the runner need not parse it again
     watchers: set[asyncio.Queue[Job]] = field(default_factory=set)
@@ -119,9 +130,11 @@ class JobManager:
             log.info("resuming %s (%s)", job.job_id, job.status)
             self._spawn(job.job_id)
         for job in await self.store.jobs.list(Status.READY):
-            view = static_view(job)
+            view = await asyncio.to_thread(static_view, job)
             if view is not None:
-                self._live.setdefault(job.job_id, _Live()).view = view
+                self._live.setdefault(job.job_id, _Live()).movie.swap(view)
+                # Left over when the server stopped before they went; nobody reads them now.
+                await asyncio.to_thread(tidy_files, Path(job.dir) / FILES_DIR, view)
         self._reaper = asyncio.create_task(self._housekeeping(), name="housekeeping")
 
     async def close(self) -> None:
@@ -313,6 +326,8 @@ class JobManager:
         if live is not None and live.task is not None:
             live.task.cancel()
             await asyncio.gather(live.task, return_exceptions=True)
+        if live is not None:
+            live.movie.swap(None)
         for cleanup in self.cleanups:
             await cleanup(job)
         await asyncio.to_thread(shutil.rmtree, job.dir, True)
@@ -329,7 +344,7 @@ class JobManager:
         job = await self.get(job_id)
         live = self._live.get(job_id)
         if live is not None:
-            live.view = None
+            live.movie.swap(None)
         await asyncio.to_thread(shutil.rmtree, job.dir, True)
         job = self._changed(await self.store.jobs.local_dropped(job_id, self.clock()))
         await self.store.events.add(job_id, "local_deleted", why, data)
@@ -356,7 +371,12 @@ class JobManager:
 
     def view(self, job_id: str) -> MediaView | None:
         live = self._live.get(job_id)
-        return live.view if live is not None else None
+        return live.movie.view if live is not None else None
+
+    def reading(self, job_id: str, name: str) -> Reading | None:
+        """A response's hold on the job's movie named ``name`` (release it when done)."""
+        live = self._live.get(job_id)
+        return live.movie.read(name) if live is not None else None
 
     def note(self, job_id: str) -> str | None:
         """Why a running job cannot play before it is ready, when that is known."""
@@ -418,6 +438,7 @@ class JobManager:
                         if not _disk_full(exc):
                             raise
                         await self._wait_for_space(job_id)  # then the download goes on
+            await self._tidy(job_id, live)
         except asyncio.CancelledError:
             raise
         except TmdbError as exc:  # while choosing a release
@@ -574,7 +595,7 @@ class JobManager:
             f"{job.release_title or 'the release'} failed: {problem}; trying the next-best release",
             {"title": job.release_title, "problem": problem},
         )
-        live.view = None
+        live.movie.swap(None)
         live.note = None
         folder = Path(job.dir)
         await asyncio.to_thread(shutil.rmtree, folder / FILES_DIR, True)
@@ -589,7 +610,9 @@ class JobManager:
         finder = asyncio.create_task(self._find_media(job.job_id, dl, live))
         ticker = asyncio.create_task(self._tick(job.job_id, dl))
         try:
-            return await finish_download(dl)
+            # Real names of obfuscated files come as second names: a response may be
+            # reading the posted ones.
+            return await finish_download(dl, keep_posted_names=True)
         finally:
             for task in (ticker, finder):
                 task.cancel()
@@ -612,7 +635,7 @@ class JobManager:
             live.note = plan.reason
             await self.store.events.add(job_id, "not_streamable", plan.reason)
             return
-        live.view = plan.view
+        live.movie.swap(plan.view)
         assert plan.kind is not None  # a view comes with its kind
         media = Media(plan.view.name, plan.kind, plan.view.content_type, plan.view.size)
         job = self._changed(await self.store.jobs.mark_playable(job_id, media))
@@ -635,16 +658,18 @@ class JobManager:
             self._changed(job)
 
     async def _prepare(self, job: Job, files_dir: Path, live: _Live, password: str | None) -> None:
-        """One playable file in the job's folder; then ready, with its retention timer."""
+        """The finished movie (read in place where it can be); then ready, with its
+        retention timer. Responses reading the downloading files move on to it."""
         try:
-            result = await prepare_media(files_dir, job, password=password)
+            result = await prepare_media(files_dir, job, password=password, playing=live.movie.view)
         except MediaError as exc:
             await self._fail(job.job_id, str(exc), Failure.MEDIA)
             return
-        live.view = result.view
+        live.superseded = live.movie.swap(result.view)
+        live.tidy = True
         now = self.clock()
         view = result.view
-        media = Media(view.name, MediaKind.FILE, view.content_type, view.size)
+        media = Media(view.name, result.kind, view.content_type, view.size)
         expires = now + self.settings.retention.ready_hours * 3600
         ready = await self.store.jobs.get(job.job_id)
         self._changed(
@@ -661,8 +686,27 @@ class JobManager:
             self.metrics.to_playable.observe(max(0.0, now - ready.created_at))
         await self.store.events.add(job.job_id, "ready", result.reason)
 
+    async def _tidy(self, job_id: str, live: _Live) -> None:
+        """Once no response reads the view of the downloading files any more, delete the
+        files the finished view does not read. Runs after the job gave up its download
+        slot: a paused player may hold its response for long."""
+        view = live.movie.view
+        if not live.tidy or view is None:
+            return
+        if live.superseded is not None:
+            await live.movie.idle(live.superseded)
+        live.tidy, live.superseded = False, None
+        try:
+            job = await self.get(job_id)
+            await asyncio.to_thread(tidy_files, Path(job.dir) / FILES_DIR, view)
+        except Exception:  # the job is ready all the same; the next start tidies again
+            log.exception("job %s: cannot delete the download's leftovers", job_id)
+
     async def _fail(self, job_id: str, message: str, failure: Failure) -> None:
         log.warning("job %s: %s", job_id, message)
+        live = self._live.get(job_id)
+        if live is not None:
+            live.movie.swap(None)  # what it read may be gone; responses end
         try:
             expires = self.clock() + self.settings.retention.failed_hours * 3600
             self._changed(await self.store.jobs.fail(job_id, message, failure, expires_at=expires))

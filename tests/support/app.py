@@ -102,15 +102,21 @@ async def follow(client: Client, job_id: str, within: float = 30) -> list[dict[s
 
 
 async def until(
-    client: Client, job_id: str, cond: Callable[[dict[str, Any]], bool], t: float = 30
+    client: Client,
+    job_id: str,
+    cond: Callable[[dict[str, Any]], bool],
+    t: float = 30,
+    *,
+    may_fail: bool = False,
 ) -> dict[str, Any]:
-    """The job once ``cond`` holds for it; a failure of the job fails the wait at once."""
+    """The job once ``cond`` holds for it; a failure of the job fails the wait at once,
+    unless the test expects one (``may_fail``)."""
     found: dict[str, Any] = {}
 
     async def holds() -> bool:
         nonlocal found
         found = await job(client, job_id)
-        assert found["status"] != "error", found["error_message"]
+        assert may_fail or found["status"] != "error", found["error_message"]
         return cond(found)
 
     await wait_for(holds, within=t, every=0.05)
