@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from server.config.settings import Settings
@@ -209,3 +212,49 @@ async def test_the_start_up_sweep_aborts_what_an_earlier_run_left(
     await start_app(settings_for(tmp_path, srv, r2=r2_settings(s3_proxy.url, bucket)))
     assert await asyncio.to_thread(moto_server.uploads, bucket) == []
     assert await asyncio.to_thread(moto_server.keys, bucket) == ["somebody-else/z.txt"]
+
+
+async def test_r2_serves_byte_ranges_through_a_presigned_link(
+    tmp_path: Path,
+    fake_nntp: FakeNntpFactory,
+    start_app: StartApp,
+    moto_server: Moto,
+    s3_proxy: FaultProxy,
+) -> None:
+    bucket = await asyncio.to_thread(moto_server.new_bucket)
+    # "auto", and this client (127.0.0.1) is not on the household's networks: it is remote.
+    client, job_id, data = await _mirrored_app(
+        tmp_path,
+        fake_nntp,
+        start_app,
+        s3_proxy.url,
+        bucket,
+        size=100_000,
+        r2={"presign_seconds": 600},
+        server={"data_dir": str(tmp_path / "data"), "lan_networks": ["10.0.0.0/8"]},
+    )
+    await until(client, job_id, mirrored, t=60)
+    resp = await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)
+    stream = await resp.json()
+    assert stream["kind"] == "r2", stream
+    assert stream["url"].startswith(f"{s3_proxy.url}/{bucket}/movies/{job_id}/")
+    assert stream["size"] == 100_000 and stream["content_type"] == "video/x-matroska"
+    left = datetime.fromisoformat(stream["expires_at"]).timestamp() - time.time()
+    assert 590 <= left <= 601
+    async with (
+        aiohttp.ClientSession() as http,  # a plain client: no key, no cookie
+        http.get(stream["url"], headers={"Range": "bytes=1000-1999"}) as got,
+    ):
+        assert got.status == 206
+        assert await got.read() == data[1000:2000]
+        assert got.headers["Content-Range"] == "bytes 1000-1999/100000"
+        assert got.headers["Content-Type"] == "video/x-matroska"
+        assert got.headers["Cache-Control"] == "no-store"
+        assert "The.Movie.2019.mkv" in got.headers["Content-Disposition"]
+    # Signed for this long (moto does not check signatures; R2 does).
+    assert "X-Amz-Expires=" in stream["url"] and "X-Amz-Signature=" in stream["url"]
+
+    # The job page says where the copy stands, and offers to keep it longer.
+    assert client.app is not None
+    page = await (await client.get(f"/job/{job_id}", headers=HEADERS)).text()
+    assert "In R2" in page and "Keep 24 h longer" in page

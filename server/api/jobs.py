@@ -20,11 +20,14 @@ from server.discovery.nzb_source import MAX_NZB_BYTES, download_nzb
 from server.errors import Conflict, InvalidInput, NotFound
 from server.http.costs import spend
 from server.http.forms import read_upload
+from server.http.forwarded import is_trusted, parse_address
 from server.http.limits import event_stream_slot
 from server.http.tokens import sign
 from server.jobs.lifecycle import Source, Status, can_play
 from server.jobs.manager import JobManager
-from server.keys import CREDENTIALS, HTTP, JOBS, RETENTION, SETTINGS, STORE
+from server.keys import CREDENTIALS, HTTP, JOBS, MIRROR, RETENTION, SETTINGS, STORE
+from server.mirror.serve import plays_from_r2
+from server.store.jobs import Job
 
 routes = web.RouteTableDef()
 SSE_KEEPALIVE = 15.0
@@ -146,6 +149,8 @@ async def stream(request: web.Request) -> web.Response:
         raise failure_error(job)
     if job.status == Status.DELETED:
         raise Conflict(f"job {job.job_id} was deleted: its files are gone")
+    if r2_answer := await _from_r2(request, job):
+        return web.json_response(r2_answer)
     if not can_play(job.status, job.playable) or view is None:
         why = f"the job is {job.status.value}"
         if job.status in (Status.DOWNLOADING, Status.PREPARING) and (
@@ -169,6 +174,24 @@ async def stream(request: web.Request) -> web.Response:
             "expires_at": iso(expires),
         }
     )
+
+
+async def _from_r2(request: web.Request, job: Job) -> dict[str, object] | None:
+    """A presigned GET in R2 when ``[r2] serve`` says this browser plays from there."""
+    settings = request.config_dict[SETTINGS]
+    address = parse_address(request.remote or "")
+    lan = address is not None and is_trusted(address, settings.server.lan_networks)
+    if not plays_from_r2(job, settings.r2, from_lan=lan):
+        return None
+    url, expires = await request.config_dict[MIRROR].presign(job)
+    return {
+        "job_id": job.job_id,
+        "url": url,
+        "kind": "r2",
+        "content_type": job.content_type or "application/octet-stream",
+        "size": job.media_size,
+        "expires_at": iso(expires),
+    }
 
 
 @routes.get("/jobs/{job_id}/position")

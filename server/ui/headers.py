@@ -13,12 +13,14 @@ import hashlib
 
 from aiohttp import web
 
-from server.keys import CSP
+from server.keys import CSP, SETTINGS
+from server.mirror.serve import media_origin
 
 IMPORT_MAP_KEY = "importmap_json"  # the Jinja global pages.setup renders into base.html
 
 
-def policy(import_map: str) -> str:
+def policy(import_map: str, media: str | None = None) -> str:
+    """``media``: another origin the player may load films from (R2's presigned links)."""
     digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
     return "; ".join(
         [
@@ -27,7 +29,7 @@ def policy(import_map: str) -> str:
             "style-src 'self'",
             "img-src 'self' data:",
             # hls.js plays through MediaSource (blob: URLs) and may run a worker from one
-            "media-src 'self' blob:",
+            "media-src 'self' blob:" + (f" {media}" if media else ""),
             "worker-src 'self' blob:",
             "connect-src 'self'",
             "object-src 'none'",
@@ -48,5 +50,5 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 
 def setup(app: web.Application, import_map: str) -> None:
-    app[CSP] = policy(import_map)
+    app[CSP] = policy(import_map, media_origin(app[SETTINGS].r2))
     app.on_response_prepare.append(_on_prepare)

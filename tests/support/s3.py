@@ -118,6 +118,7 @@ class Seen:
     path: str
     query: dict[str, str]
     status: int | None  # None: no answer (reset)
+    range: str | None = None  # the Range header, if any
 
 
 @dataclass
@@ -185,7 +186,9 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        seen = Seen(request.method, request.path, dict(request.query), None)
+        seen = Seen(
+            request.method, request.path, dict(request.query), None, request.headers.get("Range")
+        )
         self.seen.append(seen)
         fault = self._take(request)
         if fault is not None and fault.kind == "reset":
