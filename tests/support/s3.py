@@ -132,6 +132,7 @@ class FaultProxy:
     #: Part numbers whose upload moto answered 200 to, in order (the proxy passed it on).
     parts: list[int] = field(default_factory=list)
     delay_parts: float = 0.0  # every part upload waits this long before it is forwarded
+    inflight: int = 0  # requests being handled now
     _faults: list[_Fault] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
@@ -185,6 +186,13 @@ class FaultProxy:
         return None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.inflight += 1
+        try:
+            return await self._forward(request)
+        finally:
+            self.inflight -= 1
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         seen = Seen(
             request.method, request.path, dict(request.query), None, request.headers.get("Range")
