@@ -29,7 +29,9 @@ from tests.support.app import (
     until,
 )
 from tests.support.fake_nntp import FakeNntpFactory
+from tests.support.rar4 import write_store_set
 from tests.support.s3 import FaultProxy, Moto, r2_settings
+from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 
 StartApp = Callable[[Settings], Awaitable[Client]]
 SIZE = 20 * MIB + 12345  # three parts of 8 MiB (the last one short)
@@ -258,3 +260,34 @@ async def test_r2_serves_byte_ranges_through_a_presigned_link(
     assert client.app is not None
     page = await (await client.get(f"/job/{job_id}", headers=HEADERS)).text()
     assert "In R2" in page and "Keep 24 h longer" in page
+
+
+async def test_a_store_mode_rar_set_is_one_object(
+    tmp_path: Path,
+    fake_nntp: FakeNntpFactory,
+    start_app: StartApp,
+    moto_server: Moto,
+    s3_proxy: FaultProxy,
+) -> None:
+    """A finished set is read in place from its volumes (never joined): the parts are read
+    through them, across volume boundaries, and one object comes out."""
+    bucket = await asyncio.to_thread(moto_server.new_bucket)
+    movie = tmp_path / "Set.2020.mkv"
+    data = os.urandom(18 * MIB + 777)  # three parts, each crossing volumes
+    await asyncio.to_thread(movie.write_bytes, data)
+    (tmp_path / "vols").mkdir()
+    volumes = await asyncio.to_thread(
+        write_store_set, movie, tmp_path / "vols", "set.2020", 5 * MIB
+    )
+    posts = [articles_for_bytes(v.read_bytes(), v.name, part_size=256 * 1024) for v in volumes]
+    arts = [a for post in posts for a in post]
+    nzb = build_nzb([NzbEntry.from_articles(post) for post in posts])
+    srv = await fake_nntp(articles=arts)
+    client = await start_app(settings_for(tmp_path, srv, r2=r2_settings(s3_proxy.url, bucket)))
+    job_id = await submit(client, nzb)
+    await until(client, job_id, mirrored, t=60)
+    key = f"movies/{job_id}/Set.2020.mkv"
+    body = await asyncio.to_thread(
+        lambda: moto_server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    )
+    assert body == data

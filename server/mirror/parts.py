@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+from nntp.media import Piece
 
 MIB = 1024 * 1024
 #: S3's (and R2's) limits: at most 10 000 parts, each but the last at least 5 MiB.
@@ -55,29 +58,46 @@ def job_of_key(key: str) -> str | None:
     return job_id if sep and job_id else None
 
 
-def read_part(path: Path, number: int, size: int, part: int) -> bytes:
-    """Part ``number`` of the file, read from disk (in a thread: never on the event loop)."""
+#: Where a movie's bytes lie on disk: (offset, length) -> the pieces of files that hold them
+#: (a MediaView's ``pieces``: one file, or the volumes of a store-mode RAR set).
+Pieces = Callable[[int, int], list[Piece]]
+
+
+def read_part(pieces: Pieces, number: int, size: int, part: int) -> bytes:
+    """Part ``number`` of the movie, read from disk (in a thread: never on the event loop)."""
     offset, length = part_span(number, size, part)
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    data = bytearray()
+    for piece in pieces(offset, length):
+        data += _pread(piece)
+    if len(data) != length:
+        raise OSError(f"the movie is shorter than {size} bytes")
+    return bytes(data)
+
+
+def sha256_of(pieces: Pieces, size: int) -> str:
+    """The movie's SHA-256, read in chunks (in a thread)."""
+    digest = hashlib.sha256()
+    for offset in range(0, size, HASH_CHUNK):
+        for piece in pieces(offset, min(HASH_CHUNK, size - offset)):
+            digest.update(_pread(piece))
+    return digest.hexdigest()
+
+
+def file_pieces(path: Path) -> Pieces:
+    """The pieces of a movie that is one plain file."""
+
+    def pieces(offset: int, length: int) -> list[Piece]:
+        return [Piece(str(path), offset, length)]
+
+    return pieces
+
+
+def _pread(piece: Piece) -> bytes:
+    fd = os.open(piece.path, os.O_RDONLY | os.O_NOFOLLOW)  # links are never followed
     try:
-        data = os.pread(fd, length, offset)
+        data = os.pread(fd, piece.length, piece.offset)
     finally:
         os.close(fd)
-    if len(data) != length:
-        raise OSError(f"{path.name} is shorter than {size} bytes")
+    if len(data) != piece.length:
+        raise OSError(f"{Path(piece.path).name} is shorter than expected")
     return data
-
-
-def sha256_of(path: Path) -> str:
-    """The file's SHA-256, read in chunks (in a thread)."""
-    digest = hashlib.sha256()
-    buf = bytearray(HASH_CHUNK)
-    view = memoryview(buf)
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        with os.fdopen(fd, "rb", buffering=0) as file:
-            while n := file.readinto(buf):
-                digest.update(view[:n])
-    finally:
-        view.release()
-    return digest.hexdigest()

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from urllib.parse import quote
 
 from server.config.settings import Settings
@@ -150,9 +149,13 @@ class Mirror:
         except StorageError as exc:
             await self._failed(job_id, exc.message)
             return
+        view = self.jobs.view(job_id)
+        if view is None or view.size != size:
+            await self._failed(job_id, "the local copy cannot be read")
+            return
         target = Target(
             job_id=job_id,
-            path=Path(job.dir) / job.media_name,
+            pieces=view.pieces,
             size=size,
             key=object_key(job_id, job.media_name),
             content_type=job.content_type or "application/octet-stream",

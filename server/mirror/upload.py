@@ -19,10 +19,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from server.mirror.client import Client, R2Error, error_code, with_retries
-from server.mirror.parts import part_count, part_size, part_span, read_part, sha256_of
+from server.mirror.parts import (
+    Pieces,
+    part_count,
+    part_size,
+    part_span,
+    read_part,
+    sha256_of,
+)
 from server.store.db import Store
 from server.store.uploads import Part, Upload
 
@@ -36,7 +42,7 @@ class Target:
     """What to upload where: a job's movie file and its object."""
 
     job_id: str
-    path: Path
+    pieces: Pieces  # where its bytes lie on disk (one file, or RAR volumes read in place)
     size: int
     key: str
     content_type: str
@@ -125,7 +131,7 @@ class Uploader:
                     return old, held
             else:  # the file is not what was being uploaded: that upload cannot go on
                 await self.abort_upload(old.object_key, old.upload_id)
-        digest = await asyncio.to_thread(sha256_of, target.path)
+        digest = await asyncio.to_thread(sha256_of, target.pieces, target.size)
         answer = await with_retries(
             lambda: self.client.create_multipart_upload(
                 Bucket=self.bucket,
@@ -212,7 +218,7 @@ class Uploader:
     async def _send_part(self, target: Target, upload: Upload, number: int) -> Part:
         """One part, read from disk now (the bytes live only while it is sent)."""
         data = await asyncio.to_thread(
-            read_part, target.path, number, target.size, upload.part_size
+            read_part, target.pieces, number, target.size, upload.part_size
         )
         answer = await with_retries(
             lambda: self.client.upload_part(
