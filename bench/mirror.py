@@ -1,5 +1,5 @@
 """Mirror benchmark: a 2 GB file uploaded to an S3 server on loopback by Matinee's mirror and
-by rclone (Debian's), same part size and concurrency, alternating runs.
+by the AWS CLI (Debian's awscli, `aws s3 cp`), same part size and concurrency, alternating.
 
 What it does (everything in a temp dir removed at the end):
 
@@ -8,10 +8,10 @@ What it does (everything in a temp dir removed at the end):
 3. `--rounds` times, alternating which goes first: Matinee's mirror (the `Uploader` of
    server/mirror/upload.py with its own client, store and retries, in a child process of
    its own: the SHA-256 pass, CreateMultipartUpload, the parts, Complete and the HEAD check)
-   and `rclone copyto` with the same part size (8 MiB, what Matinee picks for 2 GB) and
+   and `aws s3 cp` with the same part size (8 MiB, what Matinee picks for 2 GB) and
    concurrency (`--concurrency`, 4); each upload's object is deleted before the next;
 4. prints each run's throughput and the peak RSS (VmHWM) of each uploading process, the
-   ratio of the medians (Matinee / rclone; ≥ 1.0 is the target) and Matinee's peak RSS
+   ratio of the medians (Matinee / AWS CLI; ≥ 1.0 is the target) and Matinee's peak RSS
    (≤ 150 MB is the target), then one JSON line with every number.
 
 The S3 server is the same for both and, being Python, may be what limits both: the ratio
@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -41,6 +40,7 @@ from common import write_random_file as write_random
 
 REPO = Path(__file__).resolve().parent.parent
 KEY_ID, SECRET = "bench-key", "bench-secret"
+AWS = "/usr/bin/aws"  # Debian's awscli (the project's .ci/system-deps.sh installs it)
 BUCKET = "matinee-bench"
 
 
@@ -93,23 +93,26 @@ def matinee_run(path: Path, endpoint: str, concurrency: int, tmp: Path) -> tuple
     return timed_child(argv)
 
 
-def rclone_run(path: Path, endpoint: str, concurrency: int, part: int) -> tuple[float, int]:
-    # rclone's S3 backend refuses a custom CA bundle on plain HTTP; none is needed here.
-    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+def aws_run(path: Path, endpoint: str, concurrency: int, part: int, tmp: Path) -> tuple[float, int]:
+    """Debian's `aws s3 cp` with the same part size and concurrency."""
+    config = tmp / "aws-config"
+    config.write_text(
+        "[default]\ns3 =\n"
+        f"  multipart_chunksize = {part // MIB}MB\n"  # the CLI's MB are MiB
+        f"  multipart_threshold = {part // MIB}MB\n"
+        f"  max_concurrent_requests = {concurrency}\n"
+        "  addressing_style = path\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env |= {
-        "RCLONE_CONFIG": "/dev/null",
-        "RCLONE_CONFIG_MOTO_TYPE": "s3",
-        "RCLONE_CONFIG_MOTO_PROVIDER": "Other",
-        "RCLONE_CONFIG_MOTO_ENDPOINT": endpoint,
-        "RCLONE_CONFIG_MOTO_ACCESS_KEY_ID": KEY_ID,
-        "RCLONE_CONFIG_MOTO_SECRET_ACCESS_KEY": SECRET,
-        "RCLONE_CONFIG_MOTO_FORCE_PATH_STYLE": "true",
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_ACCESS_KEY_ID": KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
     }
-    argv = [
-        "rclone", "copyto", str(path), f"moto:{BUCKET}/rclone/{path.name}",
-        "--s3-chunk-size", f"{part // MIB}M", "--s3-upload-concurrency", str(concurrency),
-        "--retries", "1",
-    ]  # fmt: skip
+    argv = [AWS, "s3", "cp", "--only-show-errors", "--endpoint-url", endpoint, str(path),
+            f"s3://{BUCKET}/aws/{path.name}"]  # fmt: skip
     return timed_child(argv, env)
 
 
@@ -161,8 +164,8 @@ def empty_bucket(client: Any) -> None:
 
 
 def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    if shutil.which("rclone") is None:
-        raise RuntimeError("rclone is missing: apt-get install rclone (.ci/system-deps.sh)")
+    if not Path(AWS).exists():
+        raise RuntimeError("Debian's awscli is missing: apt-get install awscli")
     port = free_port()
     moto = start_moto(port)
     endpoint = f"http://{LOOPBACK}:{port}"
@@ -177,14 +180,14 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         from server.mirror.parts import part_size
 
         part = part_size(size)
-        runs: dict[str, list[dict[str, float]]] = {"matinee": [], "rclone": []}
+        runs: dict[str, list[dict[str, float]]] = {"matinee": [], "aws": []}
         for round_ in range(args.rounds):
-            order = ["matinee", "rclone"] if round_ % 2 == 0 else ["rclone", "matinee"]
+            order = ["matinee", "aws"] if round_ % 2 == 0 else ["aws", "matinee"]
             for who in order:
                 if who == "matinee":
                     took, rss = matinee_run(path, endpoint, args.concurrency, tmp)
                 else:
-                    took, rss = rclone_run(path, endpoint, args.concurrency, part)
+                    took, rss = aws_run(path, endpoint, args.concurrency, part, tmp)
                 mb_s = size / took / 1e6
                 runs[who].append({"seconds": took, "mb_per_s": mb_s, "peak_rss_mb": rss / 1e6})
                 log(f"  round {round_ + 1} {who:8s} {took:6.1f} s  {mb_s:6.1f} MB/s"
@@ -195,12 +198,12 @@ def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         moto.wait(timeout=30)
     med = {who: statistics.median(r["mb_per_s"] for r in rs) for who, rs in runs.items()}
     peak = max(r["peak_rss_mb"] for r in runs["matinee"])
-    ratio = med["matinee"] / med["rclone"]
+    ratio = med["matinee"] / med["aws"]
     log(f"part size {part // MIB} MiB, concurrency {args.concurrency}, {args.size_mb} MiB file")
-    log(f"median throughput: Matinee {med['matinee']:.1f} MB/s, rclone {med['rclone']:.1f} MB/s"
+    log(f"median throughput: Matinee {med['matinee']:.1f} MB/s, aws {med['aws']:.1f} MB/s"
         f" -> ratio {ratio:.2f} (target >= 1.0)")  # fmt: skip
     log(f"Matinee's peak RSS: {peak:.0f} MB (target <= 150 MB);"
-        f" rclone's {max(r['peak_rss_mb'] for r in runs['rclone']):.0f} MB")  # fmt: skip
+        f" the AWS CLI's {max(r['peak_rss_mb'] for r in runs['aws']):.0f} MB")  # fmt: skip
     return {
         "size_mb": args.size_mb,
         "part_mib": part // MIB,

@@ -66,12 +66,12 @@ Pieces = Callable[[int, int], list[Piece]]
 def read_part(pieces: Pieces, number: int, size: int, part: int) -> bytes:
     """Part ``number`` of the movie, read from disk (in a thread: never on the event loop)."""
     offset, length = part_span(number, size, part)
-    data = bytearray()
-    for piece in pieces(offset, length):
-        data += _pread(piece)
+    found = pieces(offset, length)
+    # One piece (a plain file) is read as it is; volumes are joined (one copy).
+    data = _pread(found[0]) if len(found) == 1 else b"".join(_pread(p) for p in found)
     if len(data) != length:
         raise OSError(f"the movie is shorter than {size} bytes")
-    return bytes(data)
+    return data
 
 
 def sha256_of(pieces: Pieces, size: int) -> str:
