@@ -54,6 +54,7 @@ bench: system-deps $(STAMP)
 	$(PY) bench/download.py --sizes 500,2048
 	$(PY) bench/playback.py
 	$(PY) bench/hls.py
+	$(PY) bench/mirror.py
 	$(PY) bench/ready.py
 
 clean:

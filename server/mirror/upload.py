@@ -26,7 +26,7 @@ from server.mirror.parts import (
     part_count,
     part_size,
     part_span,
-    read_part,
+    part_with_md5,
     sha256_of,
 )
 from server.store.db import Store
@@ -217,8 +217,8 @@ class Uploader:
 
     async def _send_part(self, target: Target, upload: Upload, number: int) -> Part:
         """One part, read from disk now (the bytes live only while it is sent)."""
-        data = await asyncio.to_thread(
-            read_part, target.pieces, number, target.size, upload.part_size
+        data, md5 = await asyncio.to_thread(
+            part_with_md5, target.pieces, number, target.size, upload.part_size
         )
         answer = await with_retries(
             lambda: self.client.upload_part(
@@ -228,6 +228,7 @@ class Uploader:
                 PartNumber=number,
                 Body=data,
                 ContentLength=len(data),
+                ContentMD5=md5,
             ),
             f"upload part {number}",
         )
