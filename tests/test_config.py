@@ -341,6 +341,15 @@ ERRORS: list[tuple[str, str]] = [
     ('[r2]\nendpoint = "r2.example.com"', "r2.endpoint: must be an http(s) URL"),
     ("[r2]\npresign_seconds = 604801", "r2.presign_seconds: must be an integer from 60 to 604800"),
     ('[r2]\nregion = ""', 'r2.region: must not be empty (R2 uses "auto")'),
+    ('[r2]\nserve = "cdn"', 'r2.serve: must be "local", "r2" or "auto"'),
+    ("[r2]\nconcurrency = 0", "r2.concurrency: must be an integer from 1 to 64"),
+    ("[r2]\nmax_gb = -1", "r2.max_gb: must be a number of 0 (off) or more"),
+    ('[r2]\npath_style = "yes"', "r2.path_style: must be true or false"),
+    ("[retention]\nidle_hours = -0.5", "retention.idle_hours: must be a number of 0 (off) or more"),
+    (
+        '[downloads]\nmax_disk_gb = "10"',
+        "downloads.max_disk_gb: must be a number of 0 (off) or more",
+    ),
 ]
 
 

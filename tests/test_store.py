@@ -205,6 +205,7 @@ async def test_the_schema_checks_exactly_the_lifecycle_vocabulary(db_path: Path)
     assert allowed("source") == {s.value for s in lifecycle.Source}
     assert allowed("media_kind") == {k.value for k in lifecycle.MediaKind}
     assert allowed("failure") == {f.value for f in lifecycle.Failure}
+    assert allowed("mirror") == {m.value for m in lifecycle.MirrorState}
 
 
 async def test_named_changes_set_their_fields_and_stamp_updated_at(
