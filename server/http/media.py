@@ -73,7 +73,12 @@ def _client_gone(request: web.BaseRequest) -> bool:
 
 
 def _open_binary(path: str) -> BinaryIO:
-    return open(path, "rb")
+    # Media are files Matinee wrote; a link where one was expected is never followed.
+    return open(path, "rb", opener=_no_follow)
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
 
 
 def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
