@@ -33,6 +33,8 @@ SECTIONS: dict[str, type[Any]] = {
     "downloads": cfg.DownloadsConfig,
     "retention": cfg.RetentionConfig,
     "r2": cfg.R2Config,
+    "playback": cfg.PlaybackConfig,
+    "transcode": cfg.TranscodeConfig,
 }
 
 
@@ -674,6 +676,6 @@ def test_example_matches_the_defaults_it_claims() -> None:
     # Where the example states a default, loading it must give the same as leaving it out.
     example = load_config(EXAMPLE, env={})
     defaults = parse_config({}, base_dir=EXAMPLE.parent, env={})
-    for section in ("server", "tmdb", "downloads", "retention"):
+    for section in ("server", "tmdb", "downloads", "retention", "playback", "transcode"):
         assert getattr(example, section) == getattr(defaults, section), section
     assert example.r2 == defaults.r2

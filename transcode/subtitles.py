@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from transcode.argv import FFMPEG, input_args, input_target
 from transcode.process import Process, ProcessError
@@ -54,7 +54,7 @@ async def stream_webvtt(
     start: float | None = None,
     io_timeout: float | None = None,
     ffmpeg: str = FFMPEG,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The track as WebVTT, in pieces as ffmpeg produces them (a response can send each one
     on). Closing the iterator early (the player went away) kills ffmpeg; a failure raises
     ``SubtitleError``."""

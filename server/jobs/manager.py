@@ -14,7 +14,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +88,8 @@ class JobManager:
         self._live: dict[str, _Live] = {}
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
+        #: Called with a job's id before its files go (playback stops its ffmpegs there).
+        self.on_delete: list[Callable[[str], Awaitable[None]]] = []
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -283,6 +285,8 @@ class JobManager:
         if live is not None and live.task is not None:
             live.task.cancel()
             await asyncio.gather(live.task, return_exceptions=True)
+        for hook in self.on_delete:
+            await hook(job_id)
         await asyncio.to_thread(shutil.rmtree, job.dir, True)
         if job.status != Status.DELETED:
             job = await self.store.jobs.mark_deleted(job_id)
@@ -300,6 +304,11 @@ class JobManager:
     def view(self, job_id: str) -> MediaView | None:
         live = self._live.get(job_id)
         return live.view if live is not None else None
+
+    def download(self, job_id: str) -> Download | None:
+        """The running download of a job (its files: subtitles beside the movie)."""
+        live = self._live.get(job_id)
+        return live.download if live is not None else None
 
     def note(self, job_id: str) -> str | None:
         """Why a running job cannot play before it is ready, when that is known."""

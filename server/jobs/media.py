@@ -210,8 +210,22 @@ async def prepare_media(files_dir: Path, job: Job, *, password: str | None = Non
         final, reason = await _from_archive(rars, files_dir, job_dir, password)
     else:
         raise MediaError("the download holds no video file")
+    await asyncio.to_thread(_keep_subtitles, files_dir, job_dir)
     await asyncio.to_thread(shutil.rmtree, files_dir, True)
     return Prepared(StaticView(final, etag_seed=job.job_id), reason)
+
+
+SUBTITLES_DIR = "subtitles"  # subtitle files of the release, kept for the player
+
+
+def _keep_subtitles(files_dir: Path, job_dir: Path) -> None:
+    """Move the release's .srt files (plain files, safe names) to ``job_dir/subtitles``."""
+    kept = job_dir / SUBTITLES_DIR
+    for p in sorted(files_dir.iterdir()):
+        name = safe_filename(p.name)
+        if name and name.lower().endswith(".srt") and p.is_file() and not p.is_symlink():
+            kept.mkdir(exist_ok=True)
+            os.replace(p, kept / name)
 
 
 def _list_files(files_dir: Path) -> list[Path]:

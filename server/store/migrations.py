@@ -86,6 +86,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN failure TEXT CHECK (failure IN
         ('usenet', 'storage', 'indexer', 'tmdb', 'release', 'media', 'internal'));
     """,
+    # 3: the household's playback choices (audio and subtitle language), kept across films.
+    """
+    CREATE TABLE preferences (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    ) STRICT;
+    """,
 )
 
 

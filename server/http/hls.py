@@ -1,0 +1,180 @@
+"""``{base}hls/{job_id}/...``: HLS playlists and segments made by ``server.playback``, and
+subtitles as WebVTT, for players that cannot send headers (hls.js, Safari's own player, a
+``<track>`` element): they carry the job's signed ``?token=``, which every URI of a playlist
+carries on.
+
+* ``hls/{job_id}/{output}/index.m3u8``, ``.../init.mp4``, ``.../{n}.m4s``: one output of
+  the film (``server.playback.outputs`` names it), made again from the URL alone if its
+  session was stopped meanwhile;
+* ``hls/{job_id}/subtitles/{track}.vtt``: a text track of the film (``s3``: stream 3,
+  extracted cue by cue as ffmpeg reaches it) or a subtitle file of the release (``x0``).
+
+ffmpeg and ffprobe read the film through ``loopback_source``: Matinee's own media URL on the
+address this request came in on, so their reads prioritise the download like a player's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote
+
+from aiohttp import web
+
+from nntp.media import MediaView
+from server.errors import NotFound, PlaybackError
+from server.http.tokens import sign
+from server.keys import JOBS, PLAYBACK, SECRET, SETTINGS, STORE
+from transcode.compat import HLS_CONTENT_TYPE, TEXT_SUBTITLES
+from transcode.session import HlsError, HlsSession
+from transcode.subtitles import WEBVTT_CONTENT_TYPE, SubtitleError, stream_webvtt
+
+#: ffmpeg's URL outlives a player's (a long film, paused): sign it for a day.
+SOURCE_SECONDS = 24 * 3600
+SEGMENT_TYPE = "video/mp4"
+GONE_POLL = 0.5
+
+
+def hls_path(base: str, job_id: str, output: str) -> str:
+    return f"{base}hls/{job_id}/{output}/index.m3u8"
+
+
+def subtitle_path(base: str, job_id: str, track: str) -> str:
+    return f"{base}hls/{job_id}/subtitles/{track}.vtt"
+
+
+def loopback_source(request: web.Request, job_id: str, view: MediaView) -> str:
+    """The movie's media URL on this server's own socket (the address the request reached),
+    with a media token: what ffmpeg and ffprobe read."""
+    app = request.config_dict
+    sock = request.transport.get_extra_info("sockname") if request.transport else None
+    if not sock:
+        raise PlaybackError("the server's own address is unknown")
+    host, port = sock[0], sock[1]
+    if ":" in host:
+        host = f"[{host}]"
+    token = sign(app[SECRET], job_id, int(time.time()) + SOURCE_SECONDS)
+    base = app[SETTINGS].server.base_path
+    return f"http://{host}:{port}{base}media/{job_id}/{quote(view.name)}?token={token}"
+
+
+def _view(request: web.Request, job_id: str) -> MediaView:
+    view = request.config_dict[JOBS].view(job_id)
+    if view is None:
+        raise NotFound(f"job {job_id} has no playable movie")
+    return view
+
+
+def _token_query(request: web.Request) -> str:
+    token = request.query.get("token")
+    return f"?token={quote(token)}" if token else ""
+
+
+async def _session_for(request: web.Request) -> HlsSession:
+    job_id, output = request.match_info["job_id"], request.match_info["output"]
+    view = _view(request, job_id)
+    source = loopback_source(request, job_id, view)
+    return await request.config_dict[PLAYBACK].session(job_id, output, view, source)
+
+
+async def playlist(request: web.Request) -> web.Response:
+    session = await _session_for(request)
+    query = _token_query(request)
+    try:
+        text = await session.playlist(
+            init_uri=f"init.mp4{query}", segment_uri=lambda n: f"{n}.m4s{query}"
+        )
+    except HlsError as exc:
+        raise PlaybackError(str(exc)) from None
+    return web.Response(
+        text=text, content_type=HLS_CONTENT_TYPE, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def init(request: web.Request) -> web.Response:
+    session = await _session_for(request)
+    try:
+        data = await session.init()
+    except HlsError as exc:
+        raise PlaybackError(str(exc)) from None
+    return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
+async def segment(request: web.Request) -> web.Response:
+    session = await _session_for(request)
+    index = int(request.match_info["index"])
+    try:
+        data = await session.segment(index)
+    except HlsError as exc:
+        raise PlaybackError(str(exc)) from None
+    return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
+async def subtitles(request: web.Request) -> web.StreamResponse:
+    job_id, track = request.match_info["job_id"], request.match_info["track"]
+    app = request.config_dict
+    job = await app[STORE].jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    playback = app[PLAYBACK]
+    headers = {"Cache-Control": "no-store"}
+    if track.startswith("x"):
+        text = await playback.external_webvtt(job_id, Path(job.dir), track)
+        return web.Response(text=text, headers={**headers, "Content-Type": WEBVTT_CONTENT_TYPE})
+    if not track.startswith("s") or not track[1:].isdigit():
+        raise NotFound(f"no subtitle track {track!r}")
+    view = _view(request, job_id)
+    source = loopback_source(request, job_id, view)
+    facts = await playback.facts(job_id, view, source)
+    index = int(track[1:])
+    stream = next((s for s in facts.readable().subtitle_streams if s.index == index), None)
+    if stream is None or stream.codec not in TEXT_SUBTITLES:
+        raise NotFound(f"the film has no text subtitle track {index}")
+    resp = web.StreamResponse(headers={**headers, "Content-Type": WEBVTT_CONTENT_TYPE})
+    await resp.prepare(request)
+    cues = stream_webvtt(source, index)
+    try:
+        async for chunk in _until_gone(request, cues):
+            await resp.write(chunk)
+    except (ConnectionError, SubtitleError):
+        # Headers are out: a failed track just ends (the player keeps the cues it has).
+        resp.force_close()
+    finally:
+        await cues.aclose()
+    return resp
+
+
+async def _until_gone(request: web.Request, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks``, given up when the client closes its connection while ffmpeg waits for
+    the download (nothing is written then, so a write would not notice)."""
+    while True:
+        step = asyncio.ensure_future(anext(chunks))
+        try:
+            while True:
+                done, _ = await asyncio.wait({step}, timeout=GONE_POLL)
+                if done:
+                    break
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    raise ConnectionResetError("the player went away")
+        finally:
+            if not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
+        if step.exception() is not None and isinstance(step.exception(), StopAsyncIteration):
+            return
+        yield step.result()
+
+
+def setup(app: web.Application) -> None:
+    """The HLS and subtitle routes (token or session, like /media)."""
+    base = app[SETTINGS].server.base_path
+    router = app.router
+    router.add_get(f"{base}hls/{{job_id}}/subtitles/{{track}}.vtt", subtitles, name="subtitles")
+    router.add_get(f"{base}hls/{{job_id}}/{{output}}/index.m3u8", playlist, name="hls")
+    router.add_get(f"{base}hls/{{job_id}}/{{output}}/init.mp4", init)
+    router.add_get(f"{base}hls/{{job_id}}/{{output}}/{{index:\\d{{1,6}}}}.m4s", segment)
