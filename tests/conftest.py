@@ -20,6 +20,7 @@ pytest_plugins: list[str] = [  # a module before those that import it
     "tests.support.world",
     "tests.support.site",
     "tests.support.browser",
+    "tests.support.playback",
 ]
 
 

@@ -135,7 +135,8 @@ async def subtitles(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"the film has no text subtitle track {index}")
     resp = web.StreamResponse(headers={**headers, "Content-Type": WEBVTT_CONTENT_TYPE})
     await resp.prepare(request)
-    cues = stream_webvtt(source, index)
+    # Extraction reads the whole film: in the background, never ahead of what a player waits for.
+    cues = stream_webvtt(f"{source}&background=1", index)
     try:
         async for chunk in _until_gone(request, cues):
             await resp.write(chunk)

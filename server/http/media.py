@@ -6,6 +6,10 @@ page cache to the socket with ``loop.sendfile``, one call per on-disk piece of w
 contiguous and present. Only bytes that are not there yet cost a wait, and that wait also
 tells the download where the player is.
 
+A request with ``?background=1`` (Matinee's own subtitle extraction, which reads the whole
+film) waits for missing bytes without moving them to the front: it must never compete with
+what a player is waiting for.
+
 Guarantees a player relies on: the status and Content-Range are decided before the first
 byte (TOTAL is the final size even while downloading), and a body that cannot be completed
 is cut short with the connection closed, so a client sees a short read, never wrong bytes.
@@ -119,6 +123,7 @@ def media_handler(
             return resp
 
         sender = _Sender(request, resp, view, use_sendfile, chunk_size, gone_poll)
+        sender.background = request.query.get("background") == "1"
         try:
             await sender.send(spec)
         except (_ClientGone, ConnectionError):
@@ -165,12 +170,13 @@ class _Sender:
         self.pos = 0
         self.files: dict[str, BinaryIO] = {}
         self.loop = asyncio.get_running_loop()
+        self.background = False  # wait for the download without steering it
 
     async def send(self, spec: RangeSpec) -> None:
         self.pos, stop, view = spec.start, spec.stop, self.view
         release: Callable[[], None] | None = None
         try:
-            if view.available(self.pos) < stop - self.pos:
+            if view.available(self.pos) < stop - self.pos and not self.background:
                 # Held until this response ends, however it ends: the finally below runs on
                 # a clean end, a lost client and a cancelled handler alike.
                 release = view.prioritise(self.pos, stop)
@@ -196,6 +202,12 @@ class _Sender:
         """view.wait(offset, end), given up as soon as the client is seen to be gone."""
         if _client_gone(self.request):
             raise _ClientGone
+        if self.background:
+            while self.view.available(offset) <= 0:
+                await asyncio.sleep(self.gone_poll)
+                if _client_gone(self.request):
+                    raise _ClientGone
+            return
         waiter = asyncio.ensure_future(self.view.wait(offset, end))
         try:
             while True:
