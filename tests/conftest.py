@@ -21,6 +21,7 @@ pytest_plugins: list[str] = [  # a module before those that import it
     "tests.support.site",
     "tests.support.browser",
     "tests.support.playback",
+    "tests.support.firefox",
 ]
 
 
