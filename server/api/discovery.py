@@ -10,6 +10,7 @@ from server.discovery.service import preference_of
 from server.errors import InvalidInput
 from server.jobs.lifecycle import Mode, Status
 from server.keys import DISCOVERY, JOBS, STORE
+from server.playback.choice import capabilities_of
 from server.store.jobs import Job
 
 routes = web.RouteTableDef()
@@ -61,7 +62,8 @@ async def similar(request: web.Request) -> web.Response:
 async def releases(request: web.Request) -> web.Response:
     ident = movie_id(request)
     preference = preference_of(request.query.get("quality_preference"))
-    found = await request.config_dict[DISCOVERY].releases(ident, preference)
+    browser = capabilities_of(request.query, request.headers.get("User-Agent", ""))
+    found = await request.config_dict[DISCOVERY].releases(ident, preference, browser)
     return web.json_response(
         {
             "movie_id": ident,

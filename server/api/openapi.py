@@ -270,6 +270,13 @@ MOVIE_ID = {
     "schema": {"type": "integer", "minimum": 1},
 }
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+CAPABILITIES = {
+    "name": "capabilities",
+    "in": "query",
+    "description": "JSON: what the browser measured it plays (web/static/js/capabilities.js); "
+    "without it the User-Agent's family decides",
+    "schema": {"type": "string"},
+}
 
 
 def spec(server_url: str = "/") -> S:
@@ -326,7 +333,7 @@ def spec(server_url: str = "/") -> S:
         },
         "/movies/{id}/releases": {
             "get": {
-                "summary": "Usenet releases of a movie, best first, with the reasons",
+                "summary": "Usenet releases of a movie, best first (by score), with the reasons",
                 "parameters": [
                     MOVIE_ID,
                     {
@@ -334,6 +341,7 @@ def spec(server_url: str = "/") -> S:
                         "in": "query",
                         "schema": {"enum": ["720p", "1080p", "4K"]},
                     },
+                    CAPABILITIES,
                 ],
                 "responses": {
                     "200": _json(_ref("Releases"), "Releases"),
@@ -373,13 +381,7 @@ def spec(server_url: str = "/") -> S:
                 "summary": "Where and how this browser plays a movie (a movie id or a job id)",
                 "parameters": [
                     {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {
-                        "name": "capabilities",
-                        "in": "query",
-                        "description": "JSON: what the browser measured it plays "
-                        "(web/static/js/capabilities.js); without it the User-Agent decides",
-                        "schema": {"type": "string"},
-                    },
+                    CAPABILITIES,
                     {
                         "name": "audio",
                         "in": "query",
