@@ -133,3 +133,30 @@ async def test_release_plays_while_it_downloads(
         f"{target:.1f} s played on after {time.monotonic() - sought:.1f} s "
         f"({after['frames']} frames, {after['audioBytes']} audio bytes decoded)"
     )
+
+
+async def test_a_missing_stretch_is_an_error_in_words(
+    start_playing: StartPlaying, browser_context: BrowserContext, playback_clips: ReleaseClips
+) -> None:
+    """Articles of 70-95 % of the film are gone from every server: a seek there ends with
+    the player saying why, not with an endless spinner."""
+    film = playback_clips.path("h264-dts.mkv")
+    playing = await start_playing(film, playback_clips.seconds)
+    # Message-ids are "part{n}of{total}...": the film's parts in file order.
+    parts = sorted(playing.nntp.articles, key=lambda i: int(i[4:].split("of", 1)[0]))
+    gone = parts[int(len(parts) * 0.7) : int(len(parts) * 0.95)]
+    playing.nntp.missing.update(gone)
+    page = await open_player(browser_context, playing)
+    await until_state(page, lambda s: s["currentTime"] >= 1, "playing", 30)
+    await page.evaluate("document.querySelector('video#player').currentTime = 24")
+    deadline = time.monotonic() + 60
+    while True:
+        said = await page.evaluate(PLAYER_STATE)
+        if said["playerError"]:
+            break
+        assert time.monotonic() < deadline, f"no error shown after 60 s: {said}"
+        await asyncio.sleep(0.2)
+    await shot(page, "playback-chromium-missing-stretch")
+    assert "damaged or missing data" in said["playerError"], said
+    assert "token=" not in said["playerError"], "the loopback URL leaked into the message"
+    assert await page.locator("#buffering").is_hidden()

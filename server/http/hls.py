@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,6 +62,14 @@ def loopback_source(request: web.Request, job_id: str, view: MediaView) -> str:
     return f"http://{host}:{port}{base}media/{job_id}/{quote(view.name)}?token={token}"
 
 
+_MEDIA_URL = re.compile(r"https?://[^/\s]+/(?:\S*/)?media/[^\s:]*")
+
+
+def _failed(exc: Exception) -> PlaybackError:
+    """ffmpeg's complaint for the player, without the loopback URL (it carries a token)."""
+    return PlaybackError(_MEDIA_URL.sub("the movie", str(exc)))
+
+
 def _view(request: web.Request, job_id: str) -> MediaView:
     view = request.config_dict[JOBS].view(job_id)
     if view is None:
@@ -88,7 +97,7 @@ async def playlist(request: web.Request) -> web.Response:
             init_uri=f"init.mp4{query}", segment_uri=lambda n: f"{n}.m4s{query}"
         )
     except HlsError as exc:
-        raise PlaybackError(str(exc)) from None
+        raise _failed(exc) from None
     return web.Response(
         text=text, content_type=HLS_CONTENT_TYPE, headers={"Cache-Control": "no-store"}
     )
@@ -99,7 +108,7 @@ async def init(request: web.Request) -> web.Response:
     try:
         data = await session.init()
     except HlsError as exc:
-        raise PlaybackError(str(exc)) from None
+        raise _failed(exc) from None
     return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "no-store"})
 
 
@@ -109,7 +118,7 @@ async def segment(request: web.Request) -> web.Response:
     try:
         data = await session.segment(index)
     except HlsError as exc:
-        raise PlaybackError(str(exc)) from None
+        raise _failed(exc) from None
     return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "no-store"})
 
 
