@@ -115,6 +115,8 @@ async def init(request: web.Request) -> web.Response:
 async def segment(request: web.Request) -> web.Response:
     session = await _session_for(request)
     index = int(request.match_info["index"])
+    if session.segments is not None and index >= len(session.segments):
+        raise NotFound(f"the stream has {len(session.segments)} segments, not {index + 1}")
     try:
         data = await session.segment(index)
     except HlsError as exc:
