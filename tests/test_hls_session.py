@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.app import wait_for
 from tests.support.media import ReleaseClips
 from tests.support.processes import children_named
 from tests.support.range_server import RangeServer
@@ -104,7 +105,7 @@ async def test_remux_segments_follow_the_playlist_across_restarts(
                     await server.make_available(0, size)
                 data = await session.segment(index)
                 assert session.restarts == restarts, index
-                first = _first_pts(init, data, tmp_path)
+                first = await asyncio.to_thread(_first_pts, init, data, tmp_path)
                 start = session.segments[index].start
                 assert set(first) == {"h264", "aac"}  # AC3 became AAC
                 assert first["h264"] == pytest.approx(start + TIMELINE_OFFSET, abs=0.002)
@@ -112,6 +113,39 @@ async def test_remux_segments_follow_the_playlist_across_restarts(
         finally:
             await session.close()
     assert not (tmp_path / "s").exists()
+
+
+async def test_a_segment_the_player_passed_is_made_again(
+    release_clips: ReleaseClips, tmp_path: Path
+) -> None:
+    """The run made the whole film; the player jumped to the end (so the pieces behind were
+    deleted) and comes back: the segment is made again, not read from a deleted file."""
+    path = release_clips.path("h264-ac3-2srt.mkv")
+    async with RangeServer(path) as server:
+        session = await _session(path, server.url, tmp_path / "s", buffer_ahead=1000.0)
+        try:
+            assert session.segments is not None
+            last = len(session.segments) - 1
+            await session.segment(0)
+            run = session._run
+            assert run is not None
+
+            def made_all() -> bool:
+                run.refresh()
+                return run.ended
+
+            await wait_for(made_all, within=30)
+            await session.segment(last)  # no restart: it is made; the pieces behind go
+            assert session.restarts == 0
+            await wait_for(lambda: not (run.directory / "1.m4s").exists(), within=5)
+            init = await session.init()
+            data = await session.segment(1)
+            assert session.restarts == 1
+            first = await asyncio.to_thread(_first_pts, init, data, tmp_path)
+            start = session.segments[1].start
+            assert first["h264"] == pytest.approx(start + TIMELINE_OFFSET, abs=0.002)
+        finally:
+            await session.close()
 
 
 @pytest.mark.slow
@@ -125,13 +159,14 @@ async def test_hevc_10bit_becomes_h264(release_clips: ReleaseClips, tmp_path: Pa
             assert session.segments is not None
             for index in (0, len(session.segments) - 1, 1):
                 data = await session.segment(index)
-                first = _first_pts(init, data, tmp_path)
+                first = await asyncio.to_thread(_first_pts, init, data, tmp_path)
                 assert set(first) == {"h264", "aac"}
                 start = session.segments[index].start
                 assert first["h264"] == pytest.approx(start + TIMELINE_OFFSET, abs=0.002)
             probe_file = tmp_path / "probe.mp4"
-            out = _run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                        "stream=profile,pix_fmt", "-of", "csv=p=0", str(probe_file)])  # fmt: skip
+            argv = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                    "stream=profile,pix_fmt", "-of", "csv=p=0", str(probe_file)]  # fmt: skip
+            out = await asyncio.to_thread(_run, argv)
             assert out == "High,yuv420p"  # 8-bit H.264 a browser decodes
         finally:
             await session.close()
@@ -224,15 +259,16 @@ async def test_no_index_gives_an_event_playlist(
     release_clips: ReleaseClips, tmp_path: Path
 ) -> None:
     ts = tmp_path / "movie.ts"
-    _run(["ffmpeg", "-v", "error", "-i", str(release_clips.path("h264-aac.mkv")),
-          "-c", "copy", str(ts)])  # fmt: skip
+    argv = ["ffmpeg", "-v", "error", "-i", str(release_clips.path("h264-aac.mkv")),
+            "-c", "copy", str(ts)]  # fmt: skip
+    await asyncio.to_thread(_run, argv)
     async with RangeServer(ts) as server:
         session = await _session(ts, server.url, tmp_path / "s", "firefox", segment_timeout=20)
         try:
             assert not session.vod
             init = await session.init()
             data = await session.segment(2)
-            assert set(_first_pts(init, data, tmp_path)) == {"h264", "aac"}
+            assert set(await asyncio.to_thread(_first_pts, init, data, tmp_path)) == {"h264", "aac"}
             text = await session.playlist(init_uri="i.mp4", segment_uri=lambda n: f"{n}.m4s")
             assert "#EXT-X-PLAYLIST-TYPE:EVENT" in text and "\n0.m4s\n" in text
         finally:

@@ -103,7 +103,7 @@ async def test_cli_repairs_an_obfuscated_post_and_restores_the_real_name(
     post = await make_post(inn2, tmp_path, movie, ["-r10", "-n4"])
     assert sorted(post.volumes) == [16, 32, 64, 88]
     # The first article too: the movie's head (and its name by MD5 of 16 KiB) is gone.
-    cancel(inn2, post.movie_file, [0, 17, 29])
+    await asyncio.to_thread(cancel, inn2, post.movie_file, [0, 17, 29])
 
     out = tmp_path / "out"
     done = await asyncio.to_thread(run_cli, inn2, post, out)
@@ -130,7 +130,7 @@ async def test_cli_says_an_obfuscated_post_without_par2_cannot_be_repaired(
     inn2: Inn2Server, tmp_path: Path
 ) -> None:
     post = await make_post(inn2, tmp_path, os.urandom(1_000_000), None)
-    cancel(inn2, post.movie_file, [3])
+    await asyncio.to_thread(cancel, inn2, post.movie_file, [3])
     done = await asyncio.to_thread(run_cli, inn2, post, tmp_path / "out")
     assert done.returncode == 1
     assert "1 segments are missing and the post has no PAR2 files" in done.stderr
@@ -158,10 +158,11 @@ async def test_a_job_repairs_an_obfuscated_post_and_keeps_the_real_name(
     start_app: Callable[[Settings], Awaitable[Client]],
     tmp_path: Path,
 ) -> None:
-    movie = make_movie(tmp_path / "made.mkv", seconds=10, bitrate="3M").read_bytes()
+    made = await asyncio.to_thread(make_movie, tmp_path / "made.mkv", seconds=10, bitrate="3M")
+    movie = made.read_bytes()
     post = await make_post(inn2, tmp_path, movie, ["-r10", "-n4"])
     count = len(post.movie_file.segments)
-    cancel(inn2, post.movie_file, [count // 3, 2 * count // 3])
+    await asyncio.to_thread(cancel, inn2, post.movie_file, [count // 3, 2 * count // 3])
 
     # settings_for reads a server's host and port, which INN2 has as well.
     client = await start_app(settings_for(tmp_path, inn2))  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from playwright.async_api import BrowserContext, Page
 
+from tests.support.app import wait_for
 from tests.support.browser import shot
 from tests.support.media import SRT_ENGLISH, ReleaseClips
 from tests.support.playback import (
@@ -160,3 +161,33 @@ async def test_a_missing_stretch_is_an_error_in_words(
     assert "damaged or missing data" in said["playerError"], said
     assert "token=" not in said["playerError"], "the loopback URL leaked into the message"
     assert await page.locator("#buffering").is_hidden()
+
+
+async def test_the_chosen_languages_are_remembered(
+    start_playing: StartPlaying, browser_context: BrowserContext, playback_clips: ReleaseClips
+) -> None:
+    """Subtitles and sound chosen in the player are the household's: the next film (here the
+    same page again) starts with them."""
+    playing = await start_playing(playback_clips.path("h264-ac3-2srt.mkv"), 30.0)
+    page = await open_player(browser_context, playing)
+    await until_state(page, lambda s: s["currentTime"] > 0.5, "playing", 30)
+    showing = await until_state(page, lambda s: len(s["tracks"]) == 2, "with its tracks", 5)
+    assert [t["mode"] for t in showing["tracks"]] == ["showing", "disabled"]  # the default
+    await page.select_option("#subtitle-track", "s3")
+    await until_saved(playing, "ger")
+    await page.reload()
+    again = await until_state(page, lambda s: len(s["tracks"]) == 2, "with its tracks", 30)
+    assert [t["mode"] for t in again["tracks"]] == ["disabled", "showing"]
+    await until_state(page, lambda s: (s["tracks"][1]["cues"] or 0) > 0, "German cues", 10)
+    await page.select_option("#subtitle-track", "off")
+    await until_saved(playing, "off")
+
+
+async def until_saved(playing: Playing, language: str) -> None:
+    """Until the player's PUT of the subtitle preference has reached the server."""
+
+    async def saved() -> bool:
+        async with playing.http.get(f"{playing.base}api/movies-on-demand/preferences") as resp:
+            return bool((await resp.json())["subtitle_language"] == language)
+
+    await wait_for(saved, within=5, every=0.05)
