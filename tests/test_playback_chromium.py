@@ -46,13 +46,21 @@ class Row:
     why: str  # a words of the reason the player shows
     subtitles: tuple[str, ...]  # languages of the text tracks offered
     extra_srt: bool = False  # the release also carries Movie.fre.srt
+    cue: tuple[float, str] | None = None  # a film time and the first track's text there
 
 
 ROWS = (
     Row("h264-aac.mkv", "direct", "plays directly", ()),
-    Row("h264-ac3-2srt.mkv", "remux_audio", "AC3 → AAC", ("eng", "ger", "fre"), extra_srt=True),
+    Row(
+        "h264-ac3-2srt.mkv",
+        "remux_audio",
+        "AC3 → AAC",
+        ("eng", "ger", "fre"),
+        extra_srt=True,
+        cue=(3.5, "A second line, <i>in italics</i>"),
+    ),
     Row("h264-dts.mkv", "remux_audio", "DTS → AAC", ()),
-    Row("hevc10-eac3-ass.mkv", "transcode", "HEVC 10-bit → H.264", ("eng",)),
+    Row("hevc10-eac3-ass.mkv", "transcode", "HEVC 10-bit → H.264", ("eng",), cue=(4.5, "Second")),
     Row("xvid-mp3.avi", "transcode", "→ H.264", ()),
     Row("hevc-aac.mp4", "transcode", "HEVC → H.264", ()),
 )
@@ -75,6 +83,20 @@ async def until_state(page: Page, cond: Any, what: str, within: float) -> dict[s
         if time.monotonic() > deadline:
             raise AssertionError(f"after {within} s, still not {what}: {json.dumps(found)}")
         await asyncio.sleep(0.1)
+
+
+ACTIVE_CUES = """async (t) => {
+  const v = document.querySelector('video#player');
+  v.pause();
+  v.currentTime = t;
+  await new Promise((done) => v.addEventListener('seeked', done, {once: true}));
+  await new Promise((done) => setTimeout(done, 300));  // cues update on the next time step
+  return Array.from(v.textTracks[0].activeCues || []).map((c) => c.text);
+}"""
+
+
+async def cues_at(page: Page, seconds: float) -> list[str]:
+    return list(await page.evaluate(ACTIVE_CUES, seconds))
 
 
 async def open_player(context: BrowserContext, playing: Playing) -> Page:
@@ -118,6 +140,13 @@ async def test_release_plays_while_it_downloads(
             " t.mode = 'showing'; })()"
         )
         await until_state(page, lambda s: (s["tracks"][0]["cues"] or 0) > 0, "with cues", 10)
+    if row.cue is not None:
+        # The cues are on the film's clock: none between the first two, the second at its time.
+        assert await cues_at(page, 2.5) == []
+        at, text = row.cue
+        (shown,) = await cues_at(page, at)
+        assert shown.startswith(text), shown
+        await page.evaluate("document.querySelector('video#player').play()")
 
     # Seek to 80 %: beyond what is downloaded or made; it plays on within 10 s.
     target = 0.8 * played["duration"]

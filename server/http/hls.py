@@ -37,6 +37,7 @@ from transcode.subtitles import WEBVTT_CONTENT_TYPE, SubtitleError, stream_webvt
 SOURCE_SECONDS = 24 * 3600
 SEGMENT_TYPE = "video/mp4"
 GONE_POLL = 0.5
+CUE_DONE = 0.1  # seconds without a line from ffmpeg after which its last cue is complete
 
 
 def hls_path(base: str, job_id: str, output: str) -> str:
@@ -149,7 +150,7 @@ async def subtitles(request: web.Request) -> web.StreamResponse:
     # Extraction reads the whole film: in the background, never ahead of what a player waits for.
     cues = stream_webvtt(f"{source}&background=1", index)
     try:
-        async for chunk in _until_gone(request, cues):
+        async for chunk in _cues_until_gone(request, cues):
             await resp.write(chunk)
     except (ConnectionError, SubtitleError):
         # Headers are out: a failed track just ends (the player keeps the cues it has).
@@ -159,16 +160,28 @@ async def subtitles(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def _until_gone(request: web.Request, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """``chunks``, given up when the client closes its connection while ffmpeg waits for
-    the download (nothing is written then, so a write would not notice)."""
+async def _cues_until_gone(
+    request: web.Request, lines: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """ffmpeg's WebVTT lines, each cue closed by a blank line as soon as it is complete, and
+    given up when the client closes its connection while ffmpeg waits for the download
+    (nothing is written then, so a write would not notice).
+
+    ffmpeg's WebVTT muxer puts the blank line *before* each cue, so the last cue written so
+    far would stay open until the next one (seconds or minutes later). It writes a whole cue
+    at once: when no line follows for ``CUE_DONE`` seconds, the cue is complete."""
+    open_cue = False
     while True:
-        step = asyncio.ensure_future(anext(chunks))
+        step = asyncio.ensure_future(anext(lines))
         try:
             while True:
-                done, _ = await asyncio.wait({step}, timeout=GONE_POLL)
+                done, _ = await asyncio.wait({step}, timeout=CUE_DONE if open_cue else GONE_POLL)
                 if done:
                     break
+                if open_cue:
+                    open_cue = False
+                    yield b"\n"
+                    continue
                 transport = request.transport
                 if transport is None or transport.is_closing():
                     raise ConnectionResetError("the player went away")
@@ -177,9 +190,11 @@ async def _until_gone(request: web.Request, chunks: AsyncIterator[bytes]) -> Asy
                 step.cancel()
                 with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                     await step
-        if step.exception() is not None and isinstance(step.exception(), StopAsyncIteration):
+        if isinstance(step.exception(), StopAsyncIteration):
             return
-        yield step.result()
+        line = step.result()
+        open_cue = bool(line.strip())
+        yield line
 
 
 def setup(app: web.Application) -> None:
