@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
@@ -37,6 +38,7 @@ from transcode.subtitles import WEBVTT_CONTENT_TYPE, SubtitleError, stream_webvt
 SOURCE_SECONDS = 24 * 3600
 SEGMENT_TYPE = "video/mp4"
 GONE_POLL = 0.5
+T = TypeVar("T")
 CUE_DONE = 0.1  # seconds without a line from ffmpeg after which its last cue is complete
 
 
@@ -90,12 +92,32 @@ async def _session_for(request: web.Request) -> HlsSession:
     return await request.config_dict[PLAYBACK].session(job_id, output, view, source)
 
 
+async def _unless_gone(request: web.Request, work: Awaitable[T]) -> T:
+    """``work``, given up when the player closes its connection: a segment request a seek
+    abandoned must not wait for the download (nor hold up the server's shutdown)."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=GONE_POLL)
+            if done:
+                return task.result()
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                raise ConnectionResetError("the player went away")
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, HlsError):
+                await task
+
+
 async def playlist(request: web.Request) -> web.Response:
     session = await _session_for(request)
     query = _token_query(request)
     try:
-        text = await session.playlist(
-            init_uri=f"init.mp4{query}", segment_uri=lambda n: f"{n}.m4s{query}"
+        text = await _unless_gone(
+            request,
+            session.playlist(init_uri=f"init.mp4{query}", segment_uri=lambda n: f"{n}.m4s{query}"),
         )
     except HlsError as exc:
         raise _failed(exc) from None
@@ -107,7 +129,7 @@ async def playlist(request: web.Request) -> web.Response:
 async def init(request: web.Request) -> web.Response:
     session = await _session_for(request)
     try:
-        data = await session.init()
+        data = await _unless_gone(request, session.init())
     except HlsError as exc:
         raise _failed(exc) from None
     return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "no-store"})
@@ -119,7 +141,7 @@ async def segment(request: web.Request) -> web.Response:
     if session.segments is not None and index >= len(session.segments):
         raise NotFound(f"the stream has {len(session.segments)} segments, not {index + 1}")
     try:
-        data = await session.segment(index)
+        data = await _unless_gone(request, session.segment(index))
     except HlsError as exc:
         raise _failed(exc) from None
     return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "no-store"})

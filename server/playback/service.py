@@ -201,6 +201,14 @@ async def _playback_ctx(app: web.Application) -> AsyncIterator[None]:
         await playback.close()
 
 
+async def _stop_sessions(app: web.Application) -> None:
+    # At shutdown, before the server waits for its requests: ffmpeg's own reads of a film
+    # still downloading would otherwise hold it up until their bytes arrive.
+    if PLAYBACK in app:
+        await app[PLAYBACK].sessions.close()
+
+
 def setup(app: web.Application) -> None:
     """HLS sessions and probes; after the job runners, whose films they read."""
     app.cleanup_ctx.append(_playback_ctx)
+    app.on_shutdown.append(_stop_sessions)

@@ -75,6 +75,7 @@ class Playing:
     seconds: float
     http: aiohttp.ClientSession
     nntp: FakeNntpServer
+    server: TestServer
 
     @property
     def player_url(self) -> str:
@@ -135,7 +136,7 @@ async def start_playing(fake_nntp: FakeNntpFactory, tmp_path: Path) -> AsyncIter
         base = str(server.make_url("/"))
         job_id = await _submit(http, base, build_nzb(entries), f"{film.stem}.nzb")
         session = await app[SESSIONS].create()
-        playing = Playing(base, job_id, session.cookie, film, seconds, http, nntp)
+        playing = Playing(base, job_id, session.cookie, film, seconds, http, nntp, server)
         await _until_playable(playing)
         nntp.bytes_per_second = rate
         return playing
