@@ -20,12 +20,14 @@ if TYPE_CHECKING:
     from server.http.sessions import ActiveSession, Sessions
     from server.jobs.manager import JobManager
     from server.metrics import Metrics
+    from server.playback.service import Playback
     from server.store.db import Store
     from server.ui.images import ImageCache
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")
 JOBS: web.AppKey[JobManager] = web.AppKey("jobs")
+PLAYBACK: web.AppKey[Playback] = web.AppKey("playback")  # probes, HLS sessions, subtitles
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")  # outgoing (indexers, TMDB)
 SECRET: web.AppKey[bytes] = web.AppKey("secret")  # signs media URLs
 DISCOVERY: web.AppKey[Discovery] = web.AppKey("discovery")  # TMDB + indexers + ranking

@@ -11,6 +11,7 @@ from server.errors import InvalidInput, NotFound
 from server.http.costs import spend
 from server.jobs.lifecycle import Mode, Status
 from server.keys import DISCOVERY, JOBS, STORE
+from server.playback.choice import capabilities_of
 from server.store.jobs import Job
 
 routes = web.RouteTableDef()
@@ -63,7 +64,8 @@ async def releases(request: web.Request) -> web.Response:
     ident = movie_id(request)
     preference = preference_of(request.query.get("quality_preference"))
     spend(request, "search")
-    found = await request.config_dict[DISCOVERY].releases(ident, preference)
+    browser = capabilities_of(request.query, request.headers.get("User-Agent", ""))
+    found = await request.config_dict[DISCOVERY].releases(ident, preference, browser)
     return web.json_response(
         {
             "movie_id": ident,

@@ -15,7 +15,7 @@ import errno
 import logging
 import shutil
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +78,9 @@ class _Live:
     tidy: bool = False
     superseded: MediaView | None = None
     note: str | None = None  # why it cannot play yet, in a person's words
+    # Its Watch-to-playable time was observed (before the row said so: a runner cancelled
+    # between the two must not leave the moment uncounted).
+    playable_counted: bool = False
     nzb: Nzb | None = None  # parsed at submit, so the runner need not parse it again
     watchers: set[asyncio.Queue[Job]] = field(default_factory=set)
 
@@ -107,6 +110,8 @@ class JobManager:
         self._live: dict[str, _Live] = {}
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
+        #: Called with a job's id before its files go (playback stops its ffmpegs there).
+        self.on_delete: list[Callable[[str], Awaitable[None]]] = []
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -317,6 +322,8 @@ class JobManager:
             await asyncio.gather(live.task, return_exceptions=True)
         if live is not None:
             live.movie.swap(None)
+        for hook in self.on_delete:
+            await hook(job_id)
         await asyncio.to_thread(shutil.rmtree, job.dir, True)
         if job.status != Status.DELETED:
             job = await self.store.jobs.mark_deleted(job_id)
@@ -347,6 +354,11 @@ class JobManager:
         """A response's hold on the job's movie named ``name`` (release it when done)."""
         live = self._live.get(job_id)
         return live.movie.read(name) if live is not None else None
+
+    def download(self, job_id: str) -> Download | None:
+        """The running download of a job (its files: subtitles beside the movie)."""
+        live = self._live.get(job_id)
+        return live.download if live is not None else None
 
     def note(self, job_id: str) -> str | None:
         """Why a running job cannot play before it is ready, when that is known."""
@@ -596,8 +608,11 @@ class JobManager:
         live.movie.swap(plan.view)
         assert plan.kind is not None  # a view comes with its kind
         media = Media(plan.view.name, plan.kind, plan.view.content_type, plan.view.size)
-        job = self._changed(await self.store.jobs.mark_playable(job_id, media))
-        self.metrics.to_playable.observe(max(0.0, self.clock() - job.created_at))
+        started = await self.store.jobs.get(job_id)
+        if started is not None and not live.playable_counted:
+            self.metrics.to_playable.observe(max(0.0, self.clock() - started.created_at))
+            live.playable_counted = True
+        self._changed(await self.store.jobs.mark_playable(job_id, media))
         await self.store.events.add(job_id, "playable", plan.reason)
 
     async def _tick(self, job_id: str, dl: Download) -> None:
@@ -633,7 +648,8 @@ class JobManager:
         self._changed(
             await self.store.jobs.mark_ready(job.job_id, media, ready_at=now, expires_at=expires)
         )
-        if ready is not None and not ready.playable:  # it could not play before it was ready
+        if ready is not None and not ready.playable and not live.playable_counted:
+            # It could not play before it was ready.
             self.metrics.to_playable.observe(max(0.0, now - ready.created_at))
         await self.store.events.add(job.job_id, "ready", result.reason)
 

@@ -99,6 +99,14 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     INSERT INTO credentials (id, password_hash, source, epoch) VALUES (1, NULL, 'none', 0);
     """,
+    # 4: the household's playback choices (audio and subtitle language), kept across films.
+    """
+    CREATE TABLE preferences (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    ) STRICT;
+    """,
 )
 
 
