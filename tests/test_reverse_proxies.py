@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from server.http.sessions import SESSION_COOKIE
 from server.ui.login import LOGIN_CSRF_COOKIE
 from tests.support.app import KEY
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
-from tests.support.media import ReleaseClips
+from tests.support.media import ReleaseClips, codecs_of
 from tests.support.programs import needs
 from tests.support.proxies import free_port, reverse_proxy
 from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
@@ -263,18 +262,9 @@ async def test_hls_and_subtitles_through_the_proxy(
         async with player.get(f"{folder}/0.m4s?{token}") as resp:
             assert resp.status == 200
             first = await resp.read()
-        codecs = await asyncio.to_thread(_codecs, init + first, tmp_path / "segment.mp4")
+        codecs = await asyncio.to_thread(codecs_of, init + first, tmp_path / "segment.mp4")
         assert codecs == ["h264", "aac"]
         english = next(t for t in stream["subtitles"] if t["language"] == "eng")
         async with player.get(proxied.url + english["url"]) as resp:
             assert resp.status == 200
             assert (await resp.text()).startswith("WEBVTT")
-
-
-def _codecs(data: bytes, path: Path) -> list[str]:
-    path.write_bytes(data)
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(path)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return [s["codec_name"] for s in json.loads(out)["streams"]]

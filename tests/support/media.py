@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -262,6 +263,17 @@ def release_clips(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReleaseC
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(clips.make, sorted(RECIPES)))
     yield clips
+
+
+def codecs_of(data: bytes, path: Path) -> list[str]:
+    """The codecs ffprobe finds in ``data`` (e.g. an init segment and a first segment),
+    written to ``path`` first (blocking)."""
+    path.write_bytes(data)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [s["codec_name"] for s in json.loads(out)["streams"]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from server.app import create_app
 from server.config.load import parse_config
 from server.http.sessions import SESSION_COOKIE
 from server.keys import SESSIONS
-from tests.support.app import API, HEADERS, wait_for
+from tests.support.app import API, HEADERS, usenet_of, wait_for
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.media import ReleaseClips
 from tests.support.yenc import Article, NzbEntry, articles_for_bytes, build_nzb, iter_articles
@@ -112,19 +112,7 @@ async def start_playing(fake_nntp: FakeNntpFactory, tmp_path: Path) -> AsyncIter
         raw: dict[str, Any] = {
             "server": {"data_dir": str(data_dir)},
             "auth": {"api_keys": [HEADERS["X-Api-Key"]]},
-            "usenet": {
-                "servers": [
-                    {
-                        "name": "fake",
-                        "host": nntp.host,
-                        "port": nntp.port,
-                        "tls": False,
-                        "connections": 2,
-                        "pipelining": 2,
-                        "timeout": 10,
-                    }
-                ]
-            },
+            "usenet": usenet_of(nntp, timeout=10),
             **(settings or {}),
         }
         app = create_app(parse_config(raw, base_dir=data_dir, env={}))
