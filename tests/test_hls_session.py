@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.app import wait_for
+from tests.support.capabilities import CHROMIUM
 from tests.support.media import ReleaseClips
 from tests.support.processes import children_named
 from tests.support.range_server import RangeServer
 from transcode.argv import TIMELINE_OFFSET, HlsOutput
-from transcode.capabilities import BrowserFamily, Capabilities, parse_capabilities
+from transcode.capabilities import BrowserFamily, Capabilities
 from transcode.compat import plan
 from transcode.keyframes import file_reader, read_keyframes
 from transcode.probe import probe
@@ -25,7 +26,6 @@ from transcode.session import HlsError, HlsSession, SessionClosed
 from transcode.sessions import HlsSessions
 
 DATA = Path(__file__).parent / "data"
-CHROMIUM = parse_capabilities((DATA / "capabilities" / "chromium-156-headless.json").read_text())
 
 
 def _ffmpeg_children() -> list[int]:

@@ -14,13 +14,13 @@ from server.errors import InvalidInput
 from server.playback.choice import capabilities_of, choose, parse_preferences
 from server.playback.outputs import BadOutput, output_for, output_name, parse_output
 from server.playback.subtitles import external_subtitles, language_of
+from tests.support.capabilities import CHROMIUM
 from transcode.argv import HlsOutput
 from transcode.capabilities import parse_capabilities
 from transcode.compat import plan
 from transcode.probe import MediaInfo, Stream, parse_probe
 
 DATA = Path(__file__).parent / "data"
-CHROMIUM = parse_capabilities((DATA / "capabilities" / "chromium-156-headless.json").read_text())
 FIREFOX = parse_capabilities((DATA / "capabilities" / "firefox-esr-153-headless.json").read_text())
 
 

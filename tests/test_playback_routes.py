@@ -16,13 +16,13 @@ import aiohttp
 from server.config.settings import Settings
 from server.keys import PLAYBACK
 from tests.support.app import API, HEADERS, Client, settings_for, submit, until, wait_for
+from tests.support.capabilities import CHROMIUM_JSON
 from tests.support.fake_nntp import FakeNntpFactory
 from tests.support.media import SRT_GERMAN, ReleaseClips, codecs_of
 from tests.support.processes import children_named
 from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 
 DATA = Path(__file__).parent / "data" / "capabilities"
-CHROMIUM = (DATA / "chromium-156-headless.json").read_text()
 Start = Callable[[Settings], Awaitable[Client]]
 
 
@@ -54,7 +54,9 @@ async def _ready_job(
 
 async def _stream(client: Client, job_id: str, **query: str) -> dict[str, Any]:
     resp = await client.get(
-        f"{API}/movies/{job_id}/stream", params={"capabilities": CHROMIUM, **query}, headers=HEADERS
+        f"{API}/movies/{job_id}/stream",
+        params={"capabilities": CHROMIUM_JSON, **query},
+        headers=HEADERS,
     )
     body = await resp.json()
     assert resp.status == 200, body

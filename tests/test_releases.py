@@ -21,7 +21,7 @@ from server.discovery.releases.ranking import (
     release_id,
 )
 from server.discovery.releases.titles import ParsedRelease, parse_title
-from transcode.capabilities import parse_capabilities
+from tests.support.capabilities import CHROMIUM, FIREFOX
 
 # (title, movie title, year, resolution, source, codec, group, other expected fields)
 TITLES: list[tuple[str, str, int | None, str | None, str | None, str | None, str | None, dict[str, Any]]] = [  # noqa: E501
@@ -691,13 +691,6 @@ def test_pre_release_copies_rank_below_real_sources_by_their_score() -> None:
 
 
 # --- the player's logic ranks the sound (issue 14, item 6) -------------------------------------
-
-CHROMIUM = parse_capabilities(
-    (Path(__file__).parent / "data" / "capabilities" / "chromium-156-headless.json").read_text()
-)
-FIREFOX = parse_capabilities(
-    (Path(__file__).parent / "data" / "capabilities" / "firefox-esr-153-headless.json").read_text()
-)
 
 
 @pytest.mark.parametrize("browser", ["chrome", "firefox", "safari", CHROMIUM, FIREFOX])

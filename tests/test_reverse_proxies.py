@@ -29,6 +29,7 @@ from server.http.passwords import hash_password
 from server.http.sessions import SESSION_COOKIE
 from server.ui.login import LOGIN_CSRF_COOKIE
 from tests.support.app import KEY
+from tests.support.capabilities import CHROMIUM_JSON
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.media import ReleaseClips, codecs_of
 from tests.support.programs import needs
@@ -38,8 +39,6 @@ from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 BASE = "/matinee/"
 API = f"{BASE}api/movies-on-demand"
 PASSWORD = "correct horse battery"
-CAPABILITIES = Path(__file__).parent / "data" / "capabilities"
-CHROMIUM = (CAPABILITIES / "chromium-156-headless.json").read_text()
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 pytestmark = needs("nginx", "caddy")
@@ -244,7 +243,7 @@ async def test_hls_and_subtitles_through_the_proxy(
                 if job["status"] == "ready":
                     break
                 await asyncio.sleep(0.1)
-        params = {"capabilities": CHROMIUM}
+        params = {"capabilities": CHROMIUM_JSON}
         url = f"{proxied.url}{API}/movies/{job_id}/stream"
         async with http.get(url, params=params, headers=key) as s:
             stream = await s.json()

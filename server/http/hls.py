@@ -31,7 +31,7 @@ from server.errors import NotFound, PlaybackError
 from server.http.tokens import sign
 from server.jobs.failures import failure_error
 from server.jobs.lifecycle import Status
-from server.keys import CREDENTIALS, JOBS, PLAYBACK, SETTINGS, STORE
+from server.keys import CREDENTIALS, JOBS, METRICS, PLAYBACK, SETTINGS, STORE
 from transcode.compat import HLS_CONTENT_TYPE, TEXT_SUBTITLES
 from transcode.session import HlsError, HlsSession
 from transcode.subtitles import WEBVTT_CONTENT_TYPE, SubtitleError, stream_webvtt
@@ -70,8 +70,9 @@ def loopback_source(request: web.Request, job_id: str, view: MediaView) -> str:
 _MEDIA_URL = re.compile(r"https?://[^/\s]+/(?:\S*/)?media/[^\s:]*")
 
 
-def _failed(exc: Exception) -> PlaybackError:
+def _failed(request: web.Request, exc: Exception) -> PlaybackError:
     """ffmpeg's complaint for the player, without the loopback URL (it carries a token)."""
+    request.config_dict[METRICS].playback_failures.inc()
     return PlaybackError(_MEDIA_URL.sub("the movie", str(exc)))
 
 
@@ -126,7 +127,7 @@ async def playlist(request: web.Request) -> web.Response:
             session.playlist(init_uri=f"init.mp4{query}", segment_uri=lambda n: f"{n}.m4s{query}"),
         )
     except HlsError as exc:
-        raise _failed(exc) from None
+        raise _failed(request, exc) from None
     return web.Response(
         text=text, content_type=HLS_CONTENT_TYPE, headers={"Cache-Control": "no-store"}
     )
@@ -137,7 +138,7 @@ async def init(request: web.Request) -> web.Response:
     try:
         data = await _unless_gone(request, session.init())
     except HlsError as exc:
-        raise _failed(exc) from None
+        raise _failed(request, exc) from None
     return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "no-store"})
 
 
@@ -146,10 +147,12 @@ async def segment(request: web.Request) -> web.Response:
     index = int(request.match_info["index"])
     if session.segments is not None and index >= len(session.segments):
         raise NotFound(f"the stream has {len(session.segments)} segments, not {index + 1}")
+    began = time.monotonic()
     try:
         data = await _unless_gone(request, session.segment(index))
     except HlsError as exc:
-        raise _failed(exc) from None
+        raise _failed(request, exc) from None
+    request.config_dict[METRICS].hls_segment.observe(time.monotonic() - began)
     return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "no-store"})
 
 
