@@ -13,6 +13,7 @@ from server.jobs.lifecycle import Mode, Status
 from server.keys import DISCOVERY, JOBS, STORE
 from server.playback.choice import capabilities_of
 from server.store.jobs import Job
+from transcode.compat import browser_family
 
 routes = web.RouteTableDef()
 
@@ -76,6 +77,15 @@ async def releases(request: web.Request) -> web.Response:
     )
 
 
+def _browser_of(request: web.Request) -> str:
+    """What an auto pick ranks for, kept with the job: the capabilities the player measured
+    (``?capabilities=``, checked here), else the User-Agent's family."""
+    capabilities_of(request.query, "")  # a malformed report is the caller's error, now
+    return request.query.get("capabilities") or browser_family(
+        request.headers.get("User-Agent", "")
+    )
+
+
 @routes.post("/movies/{id}/fetch")
 async def fetch(request: web.Request) -> web.Response:
     movie = movie_id(request)
@@ -106,7 +116,12 @@ async def fetch(request: web.Request) -> web.Response:
             raise NotFound(f"no release of {title} was found on the indexers")
     spend(request, "fetch")
     job, created = await request.config_dict[JOBS].submit_movie(
-        movie, mode=mode, release_id=release_id, release_title=title, preference=preference
+        movie,
+        mode=mode,
+        release_id=release_id,
+        release_title=title,
+        preference=preference,
+        browser=_browser_of(request),
     )
     return web.json_response(
         {"job_id": job.job_id, "status": job.status.value}, status=202 if created else 200

@@ -374,7 +374,7 @@ def spec(server_url: str = "/") -> S:
         "/movies/{id}/fetch": {
             "post": {
                 "summary": "Watch: download the best (auto) or a chosen (manual) release",
-                "parameters": [MOVIE_ID],
+                "parameters": [MOVIE_ID, CAPABILITIES],
                 "requestBody": {
                     "required": False,
                     "content": {

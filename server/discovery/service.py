@@ -41,7 +41,12 @@ class ReleaseList:
 class ReleaseSource(Protocol):
     """What the job runner needs to pick and fetch releases on its own."""
 
-    async def releases(self, movie_id: int, preference: Preference = "1080p") -> ReleaseList: ...
+    async def releases(
+        self,
+        movie_id: int,
+        preference: Preference = "1080p",
+        browser: Capabilities | BrowserFamily = "chrome",
+    ) -> ReleaseList: ...
 
     async def nzb(self, release: RankedRelease) -> tuple[bytes, str | None]: ...
 

@@ -55,6 +55,13 @@ from server.keys import DISCOVERY, JOBS, METRICS, SETTINGS, STORE
 from server.metrics import Metrics
 from server.store.db import Store
 from server.store.jobs import Job, Media, new_job_id
+from transcode.capabilities import (
+    FAMILY_CAPABILITIES,
+    BrowserFamily,
+    Capabilities,
+    CapabilitiesError,
+    parse_capabilities,
+)
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +229,12 @@ class JobManager:
         release_id: str | None = None,
         release_title: str | None = None,
         preference: str = "1080p",
+        browser: str = "chrome",
     ) -> tuple[Job, bool]:
         """Queue a job that finds its own release; (job, False) when the movie already has
-        an active one. The search and the NZB fetch happen in the job, not in the request."""
+        an active one. The search and the NZB fetch happen in the job, not in the request.
+        ``browser`` is what the pick ranks for: a browser family, or the capabilities JSON
+        the player measured (kept with the job, so a retry or a restart ranks the same)."""
         if self.releases is None:
             raise InvalidInput("finding releases needs [tmdb] and [[indexers]] configured")
         if not self.servers:
@@ -266,7 +276,12 @@ class JobManager:
                 job_id,
                 "requested",
                 f"{mode} release for movie {movie_id}",
-                {"preference": preference, "release_id": release_id, "skip": failed},
+                {
+                    "preference": preference,
+                    "release_id": release_id,
+                    "skip": failed,
+                    "browser": browser,
+                },
             )
         self._spawn(job_id)
         return job, True
@@ -502,7 +517,9 @@ class JobManager:
         tried = {e.data.get("release_id") for e in events if e.kind == "release"}
         tried.update(requested.get("skip") or ())
         found = await self.releases.releases(
-            job.movie_id, preference_of(requested.get("preference"))
+            job.movie_id,
+            preference_of(requested.get("preference")),
+            _ranked_for(requested.get("browser")),
         )
         if job.mode == Mode.MANUAL:
             choice = next((r for r in found.releases if r.release_id == job.release_id), None)
@@ -739,3 +756,14 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     """The job runners; after the store and discovery, which they use."""
     app.cleanup_ctx.append(_jobs_ctx)
+
+
+def _ranked_for(browser: object) -> Capabilities | BrowserFamily:
+    """The browser a job's pick ranks for, from its request (Chrome for jobs from before it
+    was kept, and for a report that no longer reads)."""
+    if isinstance(browser, str) and browser in FAMILY_CAPABILITIES:
+        return browser
+    if isinstance(browser, str):
+        with contextlib.suppress(CapabilitiesError):
+            return parse_capabilities(browser)
+    return "chrome"

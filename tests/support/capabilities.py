@@ -11,7 +11,8 @@ from transcode.capabilities import Capabilities, parse_capabilities
 RECORDED = Path(__file__).parent.parent / "data" / "capabilities"
 CHROMIUM_FILE = RECORDED / "chromium-156-headless.json"
 FIREFOX_FILE = RECORDED / "firefox-esr-153-headless.json"
-#: The query value Chromium's player sends.
+#: The query values each browser's player sends.
 CHROMIUM_JSON = CHROMIUM_FILE.read_text()
 CHROMIUM: Capabilities = parse_capabilities(CHROMIUM_JSON)
-FIREFOX: Capabilities = parse_capabilities(FIREFOX_FILE.read_text())
+FIREFOX_JSON = FIREFOX_FILE.read_text()
+FIREFOX: Capabilities = parse_capabilities(FIREFOX_JSON)

@@ -37,7 +37,9 @@ async function fetchMovie(body) {
   busy(true);
   say(watchError, "");
   try {
-    const answer = await api(`/movies/${movieId}/fetch`, { method: "POST", body });
+    // An auto pick ranks for this browser too, as the list below does.
+    const params = new URLSearchParams({ capabilities: JSON.stringify(probeCapabilities()) });
+    const answer = await api(`/movies/${movieId}/fetch?${params}`, { method: "POST", body });
     location.assign(jobPage(answer.job_id));
   } catch (error) {
     say(watchError, error.message);
