@@ -20,7 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from nntp.media import MediaView, wait_size
-from server.config.settings import Settings
+from server.config.settings import Settings, TranscodeConfig
 from server.errors import NotFound, PlaybackError
 from server.jobs.manager import JobManager
 from server.keys import JOBS, PLAYBACK, SETTINGS
@@ -146,14 +146,9 @@ class Playback:
         """libx264 with the configured preset, or the configured hardware encoder once a test
         encode showed it works here (checked once)."""
         if self._encoder is None:
-            config = self.settings.transcode
-            hardware: HardwareEncoder | None = config.hardware  # type: ignore[assignment]
-            chosen, why = await choose_encoder(hardware, device=config.device)
-            if chosen.hardware is None:
-                chosen = VideoEncoder(preset=config.preset, threads=config.threads)
-            self._encoder, self.encoder_note = chosen, why
-            if why:
-                log.warning("transcode: %s", why)
+            self._encoder, self.encoder_note = await pick_encoder(self.settings.transcode)
+            if self.encoder_note:
+                log.warning("transcode: %s", self.encoder_note)
         return self._encoder
 
     # -- subtitle files ------------------------------------------------------------------
@@ -206,6 +201,16 @@ async def _stop_sessions(app: web.Application) -> None:
     # still downloading would otherwise hold it up until their bytes arrive.
     if PLAYBACK in app:
         await app[PLAYBACK].sessions.close()
+
+
+async def pick_encoder(config: TranscodeConfig) -> tuple[VideoEncoder, str | None]:
+    """The configured hardware encoder when a test encode works here, else libx264 with the
+    configured preset and threads; and why the hardware one is not used."""
+    hardware: HardwareEncoder | None = config.hardware  # type: ignore[assignment]
+    chosen, why = await choose_encoder(hardware, device=config.device)
+    if chosen.hardware is None:
+        chosen = VideoEncoder(preset=config.preset, threads=config.threads)
+    return chosen, why
 
 
 def setup(app: web.Application) -> None:
