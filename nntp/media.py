@@ -324,7 +324,7 @@ def read_bytes(path: str, offset: int, length: int) -> bytes:
     and a short read must never pass for content.
     """
     out = bytearray()
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # never through a link
     try:
         while len(out) < length:
             chunk = os.pread(fd, length - len(out), offset + len(out))

@@ -12,7 +12,7 @@ from aiohttp import web
 from server.api import app as api
 from server.config.settings import Settings
 from server.discovery import service as discovery
-from server.http import costs, credentials, forwarded, health, limits, media, sessions
+from server.http import costs, credentials, forwarded, health, hls, limits, media, sessions
 from server.http.forwarded import forwarded_middleware
 from server.http.middleware import auth_middleware
 from server.http.tokens import load_or_create_secret
@@ -20,6 +20,7 @@ from server.jobs import manager as jobs
 from server.keys import METRICS, SECRET, SETTINGS
 from server.metrics import Metrics
 from server.mirror import setup as mirror
+from server.playback import service as playback
 from server.store import db as store
 from server.ui import account, images, login, pages, status, templates
 from server.ui.errors import errors_middleware
@@ -38,12 +39,14 @@ def create_app(settings: Settings) -> web.Application:
     costs.setup(app)  # release searches and downloads per caller
     # Services, each needing those before it: SQLite; the outgoing HTTP session, TMDB and the
     # indexers (whose cache is the store's); the password and login sessions (in the store);
-    # the job runners (which use the store and discovery); the mirror (which uses them).
+    # the job runners (which use the store and discovery); playback (probes and HLS over the
+    # jobs' films); the mirror (which uses the jobs).
     store.setup(app)
     discovery.setup(app)
     credentials.setup(app)
     sessions.setup(app)
     jobs.setup(app)
+    playback.setup(app)
     mirror.setup(app)  # R2, the retention timers and the storage limits (hooks into jobs)
     # Routes. Templates first: pages, the login page and error pages render with them.
     templates.setup(app)  # Jinja on web/templates, {base}static/
@@ -54,5 +57,6 @@ def create_app(settings: Settings) -> web.Application:
     status.setup(app)  # {base}status: each service, and what to fix
     api.setup(app)  # {base}api/movies-on-demand/... (a sub-app) and {base}api/openapi.json
     media.setup(app)  # {base}media/{job_id}/{name}: byte ranges
+    hls.setup(app)  # {base}hls/{job_id}/...: HLS outputs and WebVTT subtitles
     health.setup(app)  # {base}api/health, {base}api/ready, {base}metrics
     return app

@@ -13,6 +13,7 @@
     │   └── InvalidTransition    a status change the job lifecycle does not allow
     ├── RateLimited              too many attempts; ``retry_after`` says when to try again
     ├── JobError                 a job failed, or cannot do what was asked of it
+    │   └── PlaybackError        a stream for a browser could not be made (ffmpeg, ffprobe)
     ├── StoreError               the database cannot be opened or used
     └── ServiceError             something Matinee depends on failed
         ├── TmdbError            TMDB refused, failed or answered nonsense
@@ -79,6 +80,11 @@ class RateLimited(MatineeError):
 
 class JobError(MatineeError):
     pass
+
+
+class PlaybackError(JobError):
+    """ffprobe could not read the movie or ffmpeg could not make a segment of it; the message
+    says why in a person's words (the player shows it)."""
 
 
 class StoreError(MatineeError):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from server.metrics import Metrics
     from server.mirror.retention import Retention
     from server.mirror.service import Mirror
+    from server.playback.service import Playback
     from server.store.db import Store
     from server.ui.images import ImageCache
 
@@ -30,6 +31,7 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 JOBS: web.AppKey[JobManager] = web.AppKey("jobs")
 MIRROR: web.AppKey[Mirror] = web.AppKey("mirror")  # uploads to R2, presigned links
 RETENTION: web.AppKey[Retention] = web.AppKey("retention")  # the deletion timers
+PLAYBACK: web.AppKey[Playback] = web.AppKey("playback")  # probes, HLS sessions, subtitles
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")  # outgoing (indexers, TMDB)
 SECRET: web.AppKey[bytes] = web.AppKey("secret")  # signs media URLs
 DISCOVERY: web.AppKey[Discovery] = web.AppKey("discovery")  # TMDB + indexers + ranking

@@ -56,6 +56,20 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.hls_sessions = Gauge(
+            "matinee_hls_sessions", "HLS outputs being made by ffmpeg now.", registry=registry
+        )
+        self.hls_segment = Histogram(
+            "matinee_hls_segment_seconds",
+            "From an HLS segment request to the segment (made now, or already made).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.playback_failures = Counter(
+            "matinee_playback_failures",
+            "HLS requests that failed because ffmpeg or ffprobe could not make the output.",
+            registry=registry,
+        )
         self.deleted = Counter(
             "matinee_retention_deletions",
             "Deletions by the retention timers and for room, by reason (ready, idle, failed:"

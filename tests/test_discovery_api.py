@@ -4,12 +4,15 @@ manual), and auto mode moving on when a release is incomplete."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from urllib.parse import urlencode
 
 import pytest
 
 from server.http.costs import Budget
 from server.keys import COSTS
 from tests.support.app import API, HEADERS, OTHER_KEY, follow, until
+from tests.support.capabilities import CHROMIUM_JSON, FIREFOX_JSON
 from tests.support.fake_tmdb import INCEPTION, THE_MATRIX, UNKNOWN_MOVIE_ID
 from tests.support.world import MATRIX_RELEASES, World
 
@@ -89,6 +92,37 @@ async def test_watch_auto_downloads_the_best_release(world: World) -> None:
     stream = await world.get(f"/movies/{THE_MATRIX}/stream")
     data = world.posts["The.Matrix.1999.1080p.BluRay.x264-AMIABLE"][0]
     assert await (await world.client.get(stream["url"])).read() == data
+
+
+@pytest.mark.parametrize(
+    ("browser", "picked"),
+    [
+        (CHROMIUM_JSON, "The.Matrix.1999.1080p.BluRay.x264-AMIABLE"),  # no HEVC decoder
+        (FIREFOX_JSON, "The.Matrix.1999.1080p.BluRay.x265.AAC-GRP"),  # decodes HEVC
+    ],
+    ids=["chromium", "firefox"],
+)
+async def test_watch_picks_for_the_browser_that_pressed_it(
+    world: World, browser: str, picked: str
+) -> None:
+    hevc = "The.Matrix.1999.1080p.BluRay.x265.AAC-GRP"
+    world.geek.releases.append(replace(MATRIX_RELEASES[0], title=hevc))
+    world.post(MATRIX_RELEASES[0].title)
+    world.post(hevc)
+    query = urlencode({"capabilities": browser})
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch?{query}", {})
+    assert status == 202, body
+    job = await until(world.client, body["job_id"], lambda j: j["release_title"] is not None)
+    assert job["release_title"] == picked
+    # The list the movie page shows this browser has the same release first.
+    listed = await world.get(f"/movies/{THE_MATRIX}/releases?{query}")
+    assert listed["releases"][0]["title"] == picked
+
+
+async def test_watch_refuses_capabilities_that_do_not_read(world: World) -> None:
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch?capabilities=%7Bnope", {})
+    assert status == 400 and body["code"] == "INVALID_INPUT", body
+    assert (await world.get("/jobs"))["jobs"] == []
 
 
 async def test_watch_manual_needs_a_known_release(world: World) -> None:

@@ -34,29 +34,41 @@ async def test_doctor_checks_everything_a_new_user_gets_wrong(
     geek = await fake_newznab(name="geek", apikey="g" * 32)
     config = tmp_path / "config.toml"
 
-    def write(password: str, indexer_key: str) -> None:
+    def write(password: str, indexer_key: str, transcode: str = "") -> None:
         config.write_text(
             f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
             f'[tmdb]\ntoken = "{TOKEN}"\nbase_url = "{tmdb.url}"\n'
             f'[[indexers]]\nname = "geek"\nurl = "{geek.url}"\napi_key = "{indexer_key}"\n'
             f'[[usenet.servers]]\nname = "news"\nhost = "{inn2.host}"\nport = {inn2.auth_port}\n'
             f'tls = false\nusername = "{inn2.username}"\npassword = "{password}"\n'
-            f"[downloads]\nmin_free_gb = 0.001\n"
+            f"[downloads]\nmin_free_gb = 0.001\n{transcode}"
         )
 
     write(inn2.password, "g" * 32)
     good = await asyncio.to_thread(doctor, config)
     assert good.returncode == 0, good.stdout + good.stderr
     lines = good.stdout.splitlines()
-    for name in ("configuration", "ffmpeg", "par2", "Usenet news", "TMDB", "Indexer geek"):
+    names = (
+        "configuration",
+        "ffmpeg",
+        "par2",
+        "Video encoder",
+        "Usenet news",
+        "TMDB",
+        "Indexer geek",
+    )
+    for name in names:
         assert any(line.startswith("[ ok ]") and name in line for line in lines), (name, lines)
     assert "Everything Matinee needs is configured and answering." in good.stdout
 
-    write("wrong password", "k" * 32)
+    # A hardware encoder that does not work here: a warning, and libx264 does the work.
+    write("wrong password", "k" * 32, '[transcode]\nhardware = "vaapi"\ndevice = "/dev/dri/none"\n')
     bad = await asyncio.to_thread(doctor, config)
     assert bad.returncode == 1
     assert "[FAIL] Usenet news" in bad.stdout and "Check username and password" in bad.stdout
     assert "[FAIL] Indexer geek" in bad.stdout and "api_key" in bad.stdout
+    assert "[warn] Video encoder: VAAPI is configured but not used" in bad.stdout
+    assert "remove [transcode] hardware" in bad.stdout
     assert "wrong password" not in bad.stdout + bad.stderr  # secrets never printed
     assert "k" * 32 not in bad.stdout + bad.stderr
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,7 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.config.settings import Settings
 from tests.support.app import API, HEADERS, Client, post_of, settings_for, submit, until
+from tests.support.capabilities import CHROMIUM_JSON
 from tests.support.fake_nntp import FakeNntpFactory
+from tests.support.media import ReleaseClips
 
 Start = Callable[[Settings], Awaitable[Client]]
 
@@ -83,3 +86,26 @@ async def test_metrics_for_the_household_without_a_key_when_configured(
     assert (await client.get("/metrics")).status == 200  # 127.0.0.1 is the household's
     off = await start_app(settings_for(tmp_path / "off", srv, metrics={"enabled": False}))
     assert (await off.get("/metrics", headers=HEADERS)).status == 404
+
+
+async def test_metrics_of_hls_sessions(
+    start_app: Start, fake_nntp: FakeNntpFactory, tmp_path: Path, release_clips: ReleaseClips
+) -> None:
+    film = release_clips.path("h264-ac3-2srt.mkv")
+    nzb, arts = await asyncio.to_thread(post_of, film.read_bytes(), film.name)
+    client = await start_app(settings_for(tmp_path, await fake_nntp(articles=arts)))
+    job_id = await submit(client, nzb)
+    await until(client, job_id, lambda j: j["status"] == "ready")
+    resp = await client.get(
+        f"{API}/movies/{job_id}/stream", params={"capabilities": CHROMIUM_JSON}, headers=HEADERS
+    )
+    stream = await resp.json()
+    assert stream["kind"] == "hls", stream
+    assert (await client.get(stream["url"].replace("index.m3u8", "0.m4s"))).status == 200
+    # A segment past the film's end is a 404, not a failure of ffmpeg.
+    assert (await client.get(stream["url"].replace("index.m3u8", "9999.m4s"))).status == 404
+
+    seen = samples(await (await client.get("/metrics", headers=HEADERS)).text())
+    assert seen[("matinee_hls_sessions", ())] == 1
+    assert seen[("matinee_hls_segment_seconds_count", ())] == 1
+    assert seen[("matinee_playback_failures_total", ())] == 0

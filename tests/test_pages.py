@@ -262,13 +262,15 @@ async def test_status_page_lists_services(site: Site) -> None:
     services = {e.attrs["data-service"]: e for e in page.find("li", class_="service")}
     tools = {"ffmpeg", "ffprobe", "par2", "unar"}
     assert set(services) == {
-        "TMDB", "Indexer geek", "Usenet fake", "Disk", "R2", "Reverse proxy", *tools
-    }  # fmt: skip
-    for name in ("TMDB", "Indexer geek", "Usenet fake", *tools):
+        *("TMDB", "Indexer geek", "Usenet fake", "Disk", "R2", "Video encoder"),
+        *("Reverse proxy", *tools),
+    }
+    for name in ("TMDB", "Indexer geek", "Usenet fake", "Video encoder", *tools):
         assert services[name].attrs["data-state"] == "ok", services[name].text
     assert "free of" in services["Disk"].text
     assert "ffmpeg version" in services["ffmpeg"].text  # its own words, from -version
     assert "Connections: 2" in services["Usenet fake"].text
+    assert "libx264 on the CPU (preset veryfast, 2 threads)" in services["Video encoder"].text
 
 
 async def test_status_page_says_what_to_fix(start_site: StartSite) -> None:
@@ -276,7 +278,7 @@ async def test_status_page_says_what_to_fix(start_site: StartSite) -> None:
     page = await site.get("status")
     services = {e.attrs["data-service"]: e for e in page.find("li", class_="service")}
     assert set(services) == {
-        *("TMDB", "Indexers", "Usenet", "Disk", "R2", "Reverse proxy"),
+        *("TMDB", "Indexers", "Usenet", "Disk", "R2", "Video encoder", "Reverse proxy"),
         *("ffmpeg", "ffprobe", "par2", "unar"),
     }
     for name in ("TMDB", "Indexers", "Usenet"):

@@ -4,7 +4,7 @@ and Caddy, each running the shipped file, under the sub-path /matinee/.
 What a household relies on, performed through the real proxy: a client cannot choose the
 address Matinee counts its failed logins under (spoofed X-Forwarded-For), each real client
 has its own login limit, a client cannot claim https to get Secure cookies over http, and
-the pages, the event stream (unbuffered) and media ranges all work through it.
+the pages, the event stream (unbuffered), media ranges and HLS all work through it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from server.http.passwords import hash_password
 from server.http.sessions import SESSION_COOKIE
 from server.ui.login import LOGIN_CSRF_COOKIE
 from tests.support.app import KEY
+from tests.support.capabilities import CHROMIUM_JSON
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
+from tests.support.media import ReleaseClips, codecs_of
 from tests.support.programs import needs
 from tests.support.proxies import free_port, reverse_proxy
 from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
@@ -215,3 +217,53 @@ async def test_a_trusted_proxy_without_forwarded_headers_is_named_once(
     warnings = [r for r in caplog.records if "sent no X-Forwarded-For" in r.getMessage()]
     assert len(warnings) == 1
     assert "contrib/" in warnings[0].getMessage()
+
+
+async def test_hls_and_subtitles_through_the_proxy(
+    proxied: Proxied, release_clips: ReleaseClips, tmp_path: Path
+) -> None:
+    """A film the browser cannot play as it is (AC3 sound): its HLS playlist, init segment,
+    first segment and a WebVTT track come through the proxy with the token alone."""
+    film = release_clips.path("h264-ac3-2srt.mkv")
+    arts = await asyncio.to_thread(
+        articles_for_bytes, film.read_bytes(), film.name, part_size=64 * 1024
+    )
+    proxied.nntp.add(arts)
+    key = {"X-Api-Key": KEY}
+    async with proxied.client() as http:
+        form = aiohttp.FormData()
+        form.add_field("nzb", build_nzb([NzbEntry.from_articles(arts)]), filename="Film.nzb")
+        async with http.post(f"{proxied.url}{API}/jobs", data=form, headers=key) as created:
+            job_id = (await created.json())["job_id"]
+        async with asyncio.timeout(60):
+            while True:
+                async with http.get(f"{proxied.url}{API}/jobs/{job_id}", headers=key) as now:
+                    job = await now.json()
+                assert job["status"] != "error", job["error_message"]
+                if job["status"] == "ready":
+                    break
+                await asyncio.sleep(0.1)
+        params = {"capabilities": CHROMIUM_JSON}
+        url = f"{proxied.url}{API}/movies/{job_id}/stream"
+        async with http.get(url, params=params, headers=key) as s:
+            stream = await s.json()
+        assert stream["kind"] == "hls" and stream["url"].startswith(f"{BASE}hls/{job_id}/")
+        token = stream["url"].split("?", 1)[1]
+        folder = proxied.url + stream["url"].split("?", 1)[0].rsplit("/", 1)[0]
+
+    async with proxied.client("127.0.0.4") as player:  # no key, no cookie: the token
+        async with player.get(proxied.url + stream["url"]) as resp:
+            assert resp.status == 200, await resp.text()
+            assert "#EXT-X-ENDLIST" in await resp.text()
+        async with player.get(f"{folder}/init.mp4?{token}") as resp:
+            assert resp.status == 200
+            init = await resp.read()
+        async with player.get(f"{folder}/0.m4s?{token}") as resp:
+            assert resp.status == 200
+            first = await resp.read()
+        codecs = await asyncio.to_thread(codecs_of, init + first, tmp_path / "segment.mp4")
+        assert codecs == ["h264", "aac"]
+        english = next(t for t in stream["subtitles"] if t["language"] == "eng")
+        async with player.get(proxied.url + english["url"]) as resp:
+            assert resp.status == 200
+            assert (await resp.text()).startswith("WEBVTT")

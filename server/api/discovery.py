@@ -11,7 +11,9 @@ from server.errors import InvalidInput, NotFound
 from server.http.costs import spend
 from server.jobs.lifecycle import Mode, Status
 from server.keys import DISCOVERY, JOBS, STORE
+from server.playback.choice import capabilities_of
 from server.store.jobs import Job
+from transcode.compat import browser_family
 
 routes = web.RouteTableDef()
 
@@ -63,7 +65,8 @@ async def releases(request: web.Request) -> web.Response:
     ident = movie_id(request)
     preference = preference_of(request.query.get("quality_preference"))
     spend(request, "search")
-    found = await request.config_dict[DISCOVERY].releases(ident, preference)
+    browser = capabilities_of(request.query, request.headers.get("User-Agent", ""))
+    found = await request.config_dict[DISCOVERY].releases(ident, preference, browser)
     return web.json_response(
         {
             "movie_id": ident,
@@ -71,6 +74,15 @@ async def releases(request: web.Request) -> web.Response:
             "releases": [{**r.as_api(), "excluded": r.excluded} for r in found.releases],
             "indexer_errors": found.errors,
         }
+    )
+
+
+def _browser_of(request: web.Request) -> str:
+    """What an auto pick ranks for, kept with the job: the capabilities the player measured
+    (``?capabilities=``, checked here), else the User-Agent's family."""
+    capabilities_of(request.query, "")  # a malformed report is the caller's error, now
+    return request.query.get("capabilities") or browser_family(
+        request.headers.get("User-Agent", "")
     )
 
 
@@ -104,7 +116,12 @@ async def fetch(request: web.Request) -> web.Response:
             raise NotFound(f"no release of {title} was found on the indexers")
     spend(request, "fetch")
     job, created = await request.config_dict[JOBS].submit_movie(
-        movie, mode=mode, release_id=release_id, release_title=title, preference=preference
+        movie,
+        mode=mode,
+        release_id=release_id,
+        release_title=title,
+        preference=preference,
+        browser=_browser_of(request),
     )
     return web.json_response(
         {"job_id": job.job_id, "status": job.status.value}, status=202 if created else 200

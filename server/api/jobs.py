@@ -1,4 +1,4 @@
-"""The jobs part of the JSON API: submit, list, inspect, cancel, follow, stream, resume.
+"""The jobs part of the JSON API: submit, list, inspect, cancel, follow, resume.
 
 Handlers validate, answer, and never await a download; the JobManager owns the work.
 """
@@ -8,30 +8,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
-import time
-from urllib.parse import quote
 
 from aiohttp import web
 
-from server.api.params import is_job_id, job_id, json_body
-from server.api.shapes import event_json, failure_error, iso, job_json
+from server.api.params import job_id, json_body
+from server.api.shapes import event_json, job_json
 from server.discovery.nzb_source import MAX_NZB_BYTES, download_nzb
-from server.errors import Conflict, InvalidInput, NotFound
+from server.errors import InvalidInput
 from server.http.costs import spend
 from server.http.forms import read_upload
-from server.http.forwarded import is_trusted, parse_address
 from server.http.limits import event_stream_slot
-from server.http.tokens import sign
-from server.jobs.lifecycle import Source, Status, can_play
+from server.jobs.lifecycle import Source, Status
 from server.jobs.manager import JobManager
-from server.keys import CREDENTIALS, HTTP, JOBS, MIRROR, RETENTION, SETTINGS, STORE
-from server.mirror.serve import plays_from_r2
-from server.store.jobs import Job
+from server.keys import HTTP, JOBS, RETENTION, SETTINGS, STORE
 
 routes = web.RouteTableDef()
 SSE_KEEPALIVE = 15.0
-STREAM_URL_SECONDS = 4 * 3600
 
 
 @routes.post("/jobs")
@@ -128,70 +120,6 @@ async def _stream_events(
         with contextlib.suppress(Exception):
             await snapshots.aclose()
     return resp
-
-
-@routes.get("/movies/{id}/stream")
-async def stream(request: web.Request) -> web.Response:
-    ident = request.match_info["id"]
-    store = request.config_dict[STORE]
-    if is_job_id(ident):
-        job = await request.config_dict[JOBS].get(ident)
-    elif ident.isdigit() and int(ident) > 0:
-        found = await store.jobs.current_for_movie(int(ident))
-        if found is None:
-            raise NotFound(f"movie {ident} has no job: press Watch first")
-        job = found
-    else:
-        raise InvalidInput("id must be a movie id (a positive integer) or a job id")
-    manager = request.config_dict[JOBS]
-    view = manager.view(job.job_id)
-    if job.status == Status.ERROR:
-        raise failure_error(job)
-    if job.status == Status.DELETED:
-        raise Conflict(f"job {job.job_id} was deleted: its files are gone")
-    if r2_answer := await _from_r2(request, job):
-        return web.json_response(r2_answer)
-    if not can_play(job.status, job.playable) or view is None:
-        why = f"the job is {job.status.value}"
-        if job.status in (Status.DOWNLOADING, Status.PREPARING) and (
-            note := manager.note(job.job_id)
-        ):
-            why = f"{why}; {note}"
-        raise InvalidInput(f"not playable yet ({why}); follow /jobs/{job.job_id}/events")
-    expires = int(time.time()) + STREAM_URL_SECONDS
-    if job.expires_at is not None:
-        expires = min(expires, math.ceil(job.expires_at))
-    token = sign(request.config_dict[CREDENTIALS].media_key(), job.job_id, expires)
-    base = request.config_dict[SETTINGS].server.base_path
-    url = f"{base}media/{job.job_id}/{quote(view.name)}?token={token}"
-    return web.json_response(
-        {
-            "job_id": job.job_id,
-            "url": url,
-            "kind": "file" if job.status == Status.READY else "progressive",
-            "content_type": view.content_type,
-            "size": view.size,
-            "expires_at": iso(expires),
-        }
-    )
-
-
-async def _from_r2(request: web.Request, job: Job) -> dict[str, object] | None:
-    """A presigned GET in R2 when ``[r2] serve`` says this browser plays from there."""
-    settings = request.config_dict[SETTINGS]
-    address = parse_address(request.remote or "")
-    lan = address is not None and is_trusted(address, settings.server.lan_networks)
-    if not plays_from_r2(job, settings.r2, from_lan=lan):
-        return None
-    url, expires = await request.config_dict[MIRROR].presign(job)
-    return {
-        "job_id": job.job_id,
-        "url": url,
-        "kind": "r2",
-        "content_type": job.content_type or "application/octet-stream",
-        "size": job.media_size,
-        "expires_at": iso(expires),
-    }
 
 
 @routes.get("/jobs/{job_id}/position")

@@ -233,17 +233,67 @@ JOB_LOG = _obj(
         },
     },
 )
-STREAM = _obj(
-    ["job_id", "url", "kind", "content_type", "size", "expires_at"],
+PREFERENCES = _obj(
+    ["audio_language", "subtitle_language"],
     {
-        "job_id": {"type": "string"},
-        "url": {"type": "string"},
-        "kind": {"enum": ["progressive", "file", "hls", "r2"]},
-        "content_type": {"type": "string"},
-        "size": _nullable("integer"),
-        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        "audio_language": _nullable("string"),
+        "subtitle_language": {
+            "type": ["string", "null"],
+            "description": 'a language code, or "off" for no subtitles',
+        },
+    },
+    extra=False,
+)
+AUDIO_TRACK = _obj(
+    ["index", "language", "title", "codec", "channels", "selected"],
+    {
+        "index": {"type": "integer"},
+        "language": _nullable("string"),
+        "title": _nullable("string"),
+        "codec": {"type": "string"},
+        "channels": _nullable("integer"),
+        "selected": {"type": "boolean"},
     },
 )
+SUBTITLE_TRACK = _obj(
+    ["id", "kind", "index", "codec", "language", "title", "default", "forced", "url"],
+    {
+        "id": {"type": "string", "description": "s<stream index> in the film, x<n> a file"},
+        "kind": {
+            "enum": ["text", "image"],
+            "description": "image tracks (PGS, VobSub) have no URL: ?burn=<index> draws one in",
+        },
+        "index": _nullable("integer"),
+        "codec": {"type": "string"},
+        "language": _nullable("string"),
+        "title": _nullable("string"),
+        "default": {"type": "boolean"},
+        "forced": {"type": "boolean"},
+        "url": {"type": ["string", "null"], "description": "WebVTT, produced as it is read"},
+    },
+)
+STREAM = _obj(
+    [
+        "job_id", "url", "kind", "plan", "reasons", "description", "content_type", "size",
+        "duration", "media_url", "audio_tracks", "subtitles", "preferences", "expires_at",
+    ],
+    {
+        "job_id": {"type": "string"},
+        "url": {"type": "string", "description": "what this browser plays: the file or HLS"},
+        "kind": {"enum": ["progressive", "file", "hls", "r2"]},
+        "plan": {"enum": ["direct", "remux", "remux_audio", "transcode"]},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "description": {"type": "string"},
+        "content_type": {"type": "string"},
+        "size": _nullable("integer"),
+        "duration": _nullable("number"),
+        "media_url": {"type": "string", "description": "the file itself, byte ranges"},
+        "audio_tracks": {"type": "array", "items": AUDIO_TRACK},
+        "subtitles": {"type": "array", "items": SUBTITLE_TRACK},
+        "preferences": PREFERENCES,
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+)  # fmt: skip
 POSITION = _obj(
     ["job_id", "position"], {"job_id": {"type": "string"}, "position": {"type": "number"}}
 )
@@ -261,6 +311,13 @@ MOVIE_ID = {
     "schema": {"type": "integer", "minimum": 1},
 }
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+CAPABILITIES = {
+    "name": "capabilities",
+    "in": "query",
+    "description": "JSON: what the browser measured it plays (web/static/js/capabilities.js); "
+    "without it the User-Agent's family decides",
+    "schema": {"type": "string"},
+}
 
 
 def spec(server_url: str = "/") -> S:
@@ -317,7 +374,7 @@ def spec(server_url: str = "/") -> S:
         },
         "/movies/{id}/releases": {
             "get": {
-                "summary": "Usenet releases of a movie, best first, with the reasons",
+                "summary": "Usenet releases of a movie, best first (by score), with the reasons",
                 "parameters": [
                     MOVIE_ID,
                     {
@@ -325,6 +382,7 @@ def spec(server_url: str = "/") -> S:
                         "in": "query",
                         "schema": {"enum": ["720p", "1080p", "4K"]},
                     },
+                    CAPABILITIES,
                 ],
                 "responses": {
                     "200": _json(_ref("Releases"), "Releases"),
@@ -335,7 +393,7 @@ def spec(server_url: str = "/") -> S:
         "/movies/{id}/fetch": {
             "post": {
                 "summary": "Watch: download the best (auto) or a chosen (manual) release",
-                "parameters": [MOVIE_ID],
+                "parameters": [MOVIE_ID, CAPABILITIES],
                 "requestBody": {
                     "required": False,
                     "content": {
@@ -361,9 +419,22 @@ def spec(server_url: str = "/") -> S:
         },
         "/movies/{id}/stream": {
             "get": {
-                "summary": "Where to play a movie (a movie id or a job id)",
+                "summary": "Where and how this browser plays a movie (a movie id or a job id)",
                 "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    CAPABILITIES,
+                    {
+                        "name": "audio",
+                        "in": "query",
+                        "description": "the audio stream to play (an index of audio_tracks)",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                    {
+                        "name": "burn",
+                        "in": "query",
+                        "description": "an image subtitle stream to draw into a transcode",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
                 ],
                 "responses": {
                     "200": _json(_ref("Stream"), "A URL a player can open"),
@@ -449,6 +520,34 @@ def spec(server_url: str = "/") -> S:
                 },
             }
         },
+        "/preferences": {
+            "get": {
+                "summary": "The household's playback preferences",
+                "responses": {"200": _json(_ref("Preferences"), "Preferences"), **_errors(401)},
+            },
+            "put": {
+                "summary": "Change playback preferences (keys left out stay as they are)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _obj(
+                                [],
+                                {
+                                    "audio_language": _nullable("string"),
+                                    "subtitle_language": _nullable("string"),
+                                },
+                                extra=False,
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("Preferences"), "Saved"),
+                    **_errors(400, 401),
+                },
+            },
+        },
         "/jobs/{job_id}/position": {
             "parameters": [JOB_ID],
             "get": {
@@ -504,6 +603,7 @@ def spec(server_url: str = "/") -> S:
                 "JobLog": JOB_LOG,
                 "JobRef": JOB_REF,
                 "Stream": STREAM,
+                "Preferences": PREFERENCES,
                 "Position": POSITION,
                 "Error": ERROR,
             },

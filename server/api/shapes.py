@@ -5,29 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from server.errors import (
-    IndexerError,
-    JobError,
-    MatineeError,
-    StorageError,
-    TmdbError,
-    UsenetError,
-)
 from server.http.errors import status_and_code
-from server.jobs.lifecycle import Failure
+from server.jobs.failures import failure_error
 from server.store.events import JobEvent
 from server.store.jobs import Job
-
-#: The error a failed job answers with when asked to play, by why it failed.
-FAILURE_ERRORS: dict[Failure, type[MatineeError]] = {
-    Failure.USENET: UsenetError,
-    Failure.STORAGE: StorageError,
-    Failure.INDEXER: IndexerError,
-    Failure.TMDB: TmdbError,
-    Failure.RELEASE: JobError,
-    Failure.MEDIA: JobError,
-    Failure.INTERNAL: JobError,
-}
 
 
 def iso(ts: float | None) -> str | None:
@@ -36,12 +17,6 @@ def iso(ts: float | None) -> str | None:
     return (
         dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     )
-
-
-def failure_error(job: Job) -> MatineeError:
-    """A failed job's failure as the error the API answers with."""
-    cls = FAILURE_ERRORS.get(job.failure, JobError) if job.failure else JobError
-    return cls(job.error_message or "the job failed")
 
 
 def job_json(job: Job) -> dict[str, Any]:

@@ -20,8 +20,16 @@ from server.config.settings import Settings
 from server.discovery.indexers import Indexers
 from server.discovery.tmdb import TmdbClient
 from server.jobs.servers import specs_from_settings
+from server.playback.service import pick_encoder
 from server.store.db import store_context
-from server.ui.checks import check_disk, check_indexers, check_tmdb, check_tools, check_usenet
+from server.ui.checks import (
+    check_disk,
+    check_encoder,
+    check_indexers,
+    check_tmdb,
+    check_tools,
+    check_usenet,
+)
 
 MARKS = {"ok": " ok ", "warn": "warn", "error": "FAIL", "off": "off "}
 
@@ -40,9 +48,11 @@ async def run_checks(settings: Settings) -> list[dict[str, Any]]:
                 check_usenet(specs_from_settings(settings), busy=False),
                 check_tmdb(tmdb),
                 check_indexers(indexers, settings),
+                pick_encoder(settings.transcode),
             )
-    tools, disk, usenet, tmdb_line, indexer_lines = results
-    return [*tools, disk, *usenet, tmdb_line, *indexer_lines]
+    tools, disk, usenet, tmdb_line, indexer_lines, (chosen, why) = results
+    encoder = check_encoder(settings.transcode, chosen, why)
+    return [*tools, encoder, disk, *usenet, tmdb_line, *indexer_lines]
 
 
 def report(checks: list[dict[str, Any]], out: TextIO = sys.stdout) -> int:

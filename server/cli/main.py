@@ -237,7 +237,9 @@ def _doctor(args: argparse.Namespace) -> int:
             print(f"       {line}", file=sys.stderr)
         return EXIT_USAGE
     print(f"[ ok ] configuration: {_config_label(args)} loads")
-    _setup_logging(args, secret_values(settings), settings.logging)
+    # The report is the output; log lines (its scratch cache's set-up) only when asked for.
+    quiet = dataclasses.replace(settings.logging, level="warning")
+    _setup_logging(args, secret_values(settings), quiet)
     from server.cli.doctor import run_doctor
 
     return run_doctor(settings)

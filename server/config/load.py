@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from server.config.reader import Table, api_key, base_path, category, http_url, network
+from server.config.reader import Invalid, Table, api_key, base_path, category, http_url, network
 from server.config.settings import (
     NZBGEEK_NAME,
     NZBGEEK_URL,
@@ -26,11 +26,13 @@ from server.config.settings import (
     IndexerConfig,
     LoggingConfig,
     MetricsConfig,
+    PlaybackConfig,
     R2Config,
     RetentionConfig,
     ServerConfig,
     Settings,
     TmdbConfig,
+    TranscodeConfig,
     UsenetConfig,
     UsenetServerConfig,
 )
@@ -97,12 +99,25 @@ def parse_config(
     r2 = _r2(root.table("r2"))
     logging_ = _logging(root.table("logging"))
     metrics = _metrics(root.table("metrics"))
+    playback = _playback(root.table("playback"))
+    transcode = _transcode(root.table("transcode"))
     root.finish()
 
     if errors:
         raise ConfigError(errors)
     return Settings(
-        server, auth, tmdb, indexers, usenet, downloads, retention, r2, logging_, metrics
+        server,
+        auth,
+        tmdb,
+        indexers,
+        usenet,
+        downloads,
+        retention,
+        r2,
+        logging_,
+        metrics,
+        playback,
+        transcode,
     )
 
 
@@ -379,6 +394,45 @@ def _r2(t: Table) -> R2Config:
         for key in ("endpoint", "bucket", "access_key_id", "secret_access_key"):
             if getattr(config, key) is None and not t.has_error(key):
                 t.error(key, "required when r2.enabled is true")
+    t.finish()
+    return config
+
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})?")
+_HARDWARE = ("vaapi", "nvenc", "qsv")
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+
+
+def _language(value: object) -> str:
+    if not isinstance(value, str) or not _LANGUAGE.fullmatch(value.strip()):
+        raise Invalid('must be a language code such as "en", "eng" or "pt-BR"')
+    return value.strip()
+
+
+def _playback(t: Table) -> PlaybackConfig:
+    languages = t.list_of("audio_languages", _language, "language codes")
+    t.finish()
+    return PlaybackConfig(audio_languages=tuple(languages))
+
+
+def _transcode(t: Table) -> TranscodeConfig:
+    d = TranscodeConfig()
+    hardware = t.optional_string("hardware")
+    if hardware is not None and hardware not in _HARDWARE:
+        t.error("hardware", f"must be one of {', '.join(_HARDWARE)} (or unset for libx264)")
+        hardware = None
+    preset = t.string("preset", d.preset)
+    if preset not in _PRESETS:
+        t.error("preset", f"must be one of {', '.join(_PRESETS)}")
+        preset = d.preset
+    config = TranscodeConfig(
+        max_sessions=t.integer("max_sessions", d.max_sessions, 1, 32),
+        idle_seconds=t.number("idle_seconds", d.idle_seconds),
+        hardware=hardware,
+        device=t.optional_string("device"),
+        preset=preset,
+        threads=t.integer("threads", d.threads, 1, 64),
+    )
     t.finish()
     return config
 

@@ -121,6 +121,28 @@ SERVE_POLICIES = ("local", "r2", "auto")
 
 
 @dataclass(frozen=True, slots=True)
+class PlaybackConfig:
+    #: Audio track languages in order of preference (ISO 639-1 or -2: "en", "ger"); the
+    #: household's last choice in the player comes first.
+    audio_languages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeConfig:
+    #: ffmpeg HLS sessions at once; a new one beyond it stops the least recently used.
+    max_sessions: int = 2
+    #: Seconds without a request after which a session's ffmpeg is stopped.
+    idle_seconds: float = 60.0
+    #: A hardware H.264 encoder ("vaapi", "nvenc", "qsv"), used when it works; None: libx264.
+    hardware: str | None = None
+    #: The VAAPI/QSV device, e.g. "/dev/dri/renderD128".
+    device: str | None = None
+    #: libx264 preset and threads: what keeps up on a small machine.
+    preset: str = "veryfast"
+    threads: int = 2
+
+
+@dataclass(frozen=True, slots=True)
 class R2Config:
     """Cloudflare R2 or any S3-compatible store: ready movies are mirrored there and may
     play from it (``serve``)."""
@@ -172,3 +194,5 @@ class Settings:
     r2: R2Config = R2Config()
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    playback: PlaybackConfig = PlaybackConfig()
+    transcode: TranscodeConfig = TranscodeConfig()

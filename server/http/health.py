@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from server.config.settings import DownloadsConfig
 from server.jobs.lifecycle import Status
 from server.jobs.servers import probe_usenet
-from server.keys import JOBS, METRICS, SETTINGS, STORE, USENET_WATCH
+from server.keys import JOBS, METRICS, PLAYBACK, SETTINGS, STORE, USENET_WATCH
 
 #: A Usenet server that answered this recently counts as answering (probes are cached).
 USENET_FRESH = 60.0
@@ -119,6 +119,7 @@ async def metrics(request: web.Request) -> web.Response:
     for status in Status:
         app_metrics.jobs.labels(status=status.value).set(sum(j.status == status for j in jobs))
     app_metrics.download_speed.set(request.config_dict[JOBS].speed())
+    app_metrics.hls_sessions.set(len(request.config_dict[PLAYBACK].sessions))
     try:
         free = await asyncio.to_thread(_free_bytes, request.config_dict[SETTINGS].downloads)
         app_metrics.disk_free.set(free)

@@ -6,6 +6,10 @@ page cache to the socket with ``loop.sendfile``, one call per on-disk piece of w
 contiguous and present. Only bytes that are not there yet cost a wait, and that wait also
 tells the download where the player is.
 
+A request with ``?background=1`` (Matinee's own subtitle extraction, which reads the whole
+film) waits for missing bytes without moving them to the front: it must never compete with
+what a player is waiting for.
+
 Guarantees a player relies on: the status and Content-Range are decided before the first
 byte (TOTAL is the final size even while downloading), and a body that cannot be completed
 is cut short with the connection closed, so a client sees a short read, never wrong bytes.
@@ -73,7 +77,12 @@ def _client_gone(request: web.BaseRequest) -> bool:
 
 
 def _open_binary(path: str) -> BinaryIO:
-    return open(path, "rb")
+    # Media are files Matinee wrote; a link where one was expected is never followed.
+    return open(path, "rb", opener=_no_follow)
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
 
 
 def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
@@ -145,6 +154,7 @@ def media_handler(
         sender = _Sender(request, resp, reading, use_sendfile, chunk_size, gone_poll)
         sender.metrics = request.config_dict.get(METRICS)
         sender.started = started
+        sender.background = request.query.get("background") == "1"
         try:
             await sender.send(spec)
         except (_ClientGone, ConnectionError):
@@ -201,6 +211,7 @@ class _Sender:
         self.metrics: Metrics | None = None  # the app's, when it has them
         self.started = self.loop.time()
         self.first_byte_seen = False
+        self.background = False  # wait for the download without steering it
 
     async def send(self, spec: RangeSpec) -> None:
         self.pos, stop = spec.start, spec.stop
@@ -234,7 +245,11 @@ class _Sender:
         if view is not self.view:
             self._unprioritise()
             self.view = view
-        if self.release is None and view.available(self.pos) < stop - self.pos:
+        if (
+            self.release is None
+            and not self.background
+            and view.available(self.pos) < stop - self.pos
+        ):
             # Held until this response ends or moves on, however it ends: send's finally
             # runs on a clean end, a lost client and a cancelled handler alike.
             self.release = view.prioritise(self.pos, stop)
@@ -256,14 +271,25 @@ class _Sender:
             raise _ClientGone
         began = self.loop.time()
         try:
-            await self._until_done(self.view.wait(offset, end))
+            if self.background:
+                await self._until_present(offset)
+            else:
+                await self._until_done(self.view.wait(offset, end))
         except (DownloadError, SegmentsMissing):
             if await self._until_done(self.reading.next_view()) is None:
                 raise
         finally:
-            if self.metrics is not None:
+            if self.metrics is not None and not self.background:
                 self.metrics.seek_wait.observe(self.loop.time() - began)
         return self._follow(stop)
+
+    async def _until_present(self, offset: int) -> None:
+        """Until the byte at ``offset`` is on disk, without moving it ahead of the player's
+        (a subtitle extraction reading along behind the film)."""
+        while self.reading.follow().available(offset) <= 0:
+            await asyncio.sleep(self.gone_poll)
+            if _client_gone(self.request):
+                raise _ClientGone
 
     async def _until_done(self, awaitable: Awaitable[_T]) -> _T:
         waiter = asyncio.ensure_future(awaitable)

@@ -56,8 +56,9 @@ def is_api(rel: str | None) -> bool:
 
 
 def _media_token_ok(request: web.Request, rel: str | None) -> bool:
-    """/media/{job_id}/... may carry ?token= signed for that job (players send no headers)."""
-    if rel is None or not rel.startswith("media/"):
+    """/media/{job_id}/... and /hls/{job_id}/... may carry ?token= signed for that job
+    (players, hls.js and <track> elements send no headers)."""
+    if rel is None or not rel.startswith(("media/", "hls/")):
         return False
     job_id = rel.split("/", 2)[1]
     token = request.query.get("token", "")

@@ -63,6 +63,13 @@ from server.keys import DISCOVERY, JOBS, METRICS, SETTINGS, STORE
 from server.metrics import Metrics
 from server.store.db import Store
 from server.store.jobs import Job, Media, new_job_id
+from transcode.capabilities import (
+    FAMILY_CAPABILITIES,
+    BrowserFamily,
+    Capabilities,
+    CapabilitiesError,
+    parse_capabilities,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,9 @@ class _Live:
     tidy: bool = False
     superseded: MediaView | None = None
     note: str | None = None  # why it cannot play yet, in a person's words
+    # Its Watch-to-playable time was observed (before the row said so: a runner cancelled
+    # between the two must not leave the moment uncounted).
+    playable_counted: bool = False
     nzb: Nzb | None = None  # parsed at submit, so the runner need not parse it again
     watchers: set[asyncio.Queue[Job]] = field(default_factory=set)
 
@@ -115,10 +125,12 @@ class JobManager:
         self._live: dict[str, _Live] = {}
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
+        #: Called with a job's id before its files go (playback stops its ffmpegs there; the
+        #: mirror aborts its upload and deletes its objects in R2).
+        self.on_delete: list[Callable[[str], Awaitable[None]]] = []
         # Hooks for the layers above (the mirror): told of every change of a job; asked to
-        # clean up before a job is deleted; asked to make room before a download starts.
+        # make room before a download starts.
         self.listeners: list[Callable[[Job], None]] = []
-        self.cleanups: list[Callable[[Job], Awaitable[None]]] = []
         #: (the job's id or None before it exists, bytes it needs): returns once there is
         #: room, or raises StorageError saying how much is missing.
         self.make_room: Callable[[str | None, int], Awaitable[None]] | None = None
@@ -222,9 +234,12 @@ class JobManager:
         release_id: str | None = None,
         release_title: str | None = None,
         preference: str = "1080p",
+        browser: str = "chrome",
     ) -> tuple[Job, bool]:
         """Queue a job that finds its own release; (job, False) when the movie already has
-        an active one. The search and the NZB fetch happen in the job, not in the request."""
+        an active one. The search and the NZB fetch happen in the job, not in the request.
+        ``browser`` is what the pick ranks for: a browser family, or the capabilities JSON
+        the player measured (kept with the job, so a retry or a restart ranks the same)."""
         if self.releases is None:
             raise InvalidInput("finding releases needs [tmdb] and [[indexers]] configured")
         if not self.servers:
@@ -266,7 +281,12 @@ class JobManager:
                 job_id,
                 "requested",
                 f"{mode} release for movie {movie_id}",
-                {"preference": preference, "release_id": release_id, "skip": failed},
+                {
+                    "preference": preference,
+                    "release_id": release_id,
+                    "skip": failed,
+                    "browser": browser,
+                },
             )
         self._spawn(job_id)
         return job, True
@@ -319,8 +339,8 @@ class JobManager:
         why: str = "cancelled and files deleted",
         data: dict[str, str] | None = None,
     ) -> Job:
-        """Cancel a job, delete its files (the cleanups: its copy in R2), mark it deleted;
-        ``why`` (and ``data``) go into the job's history."""
+        """Cancel a job, delete its files (and, through the on_delete hooks, its ffmpegs and
+        its copy in R2), mark it deleted; ``why`` (and ``data``) go into the job's history."""
         job = await self.get(job_id)
         live = self._live.pop(job_id, None)
         if live is not None and live.task is not None:
@@ -328,8 +348,8 @@ class JobManager:
             await asyncio.gather(live.task, return_exceptions=True)
         if live is not None:
             live.movie.swap(None)
-        for cleanup in self.cleanups:
-            await cleanup(job)
+        for hook in self.on_delete:
+            await hook(job_id)
         await asyncio.to_thread(shutil.rmtree, job.dir, True)
         if job.status != Status.DELETED:
             job = await self.store.jobs.mark_deleted(job_id)
@@ -377,6 +397,11 @@ class JobManager:
         """A response's hold on the job's movie named ``name`` (release it when done)."""
         live = self._live.get(job_id)
         return live.movie.read(name) if live is not None else None
+
+    def download(self, job_id: str) -> Download | None:
+        """The running download of a job (its files: subtitles beside the movie)."""
+        live = self._live.get(job_id)
+        return live.download if live is not None else None
 
     def note(self, job_id: str) -> str | None:
         """Why a running job cannot play before it is ready, when that is known."""
@@ -532,7 +557,9 @@ class JobManager:
         tried = {e.data.get("release_id") for e in events if e.kind == "release"}
         tried.update(requested.get("skip") or ())
         found = await self.releases.releases(
-            job.movie_id, preference_of(requested.get("preference"))
+            job.movie_id,
+            preference_of(requested.get("preference")),
+            _ranked_for(requested.get("browser")),
         )
         if job.mode == Mode.MANUAL:
             choice = next((r for r in found.releases if r.release_id == job.release_id), None)
@@ -638,8 +665,11 @@ class JobManager:
         live.movie.swap(plan.view)
         assert plan.kind is not None  # a view comes with its kind
         media = Media(plan.view.name, plan.kind, plan.view.content_type, plan.view.size)
-        job = self._changed(await self.store.jobs.mark_playable(job_id, media))
-        self.metrics.to_playable.observe(max(0.0, self.clock() - job.created_at))
+        started = await self.store.jobs.get(job_id)
+        if started is not None and not live.playable_counted:
+            self.metrics.to_playable.observe(max(0.0, self.clock() - started.created_at))
+            live.playable_counted = True
+        self._changed(await self.store.jobs.mark_playable(job_id, media))
         await self.store.events.add(job_id, "playable", plan.reason)
 
     async def _tick(self, job_id: str, dl: Download) -> None:
@@ -682,7 +712,8 @@ class JobManager:
                 mirror=MirrorState.PENDING if self.settings.r2.enabled else None,
             )
         )
-        if ready is not None and not ready.playable:  # it could not play before it was ready
+        if ready is not None and not ready.playable and not live.playable_counted:
+            # It could not play before it was ready.
             self.metrics.to_playable.observe(max(0.0, now - ready.created_at))
         await self.store.events.add(job.job_id, "ready", result.reason)
 
@@ -772,3 +803,14 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     """The job runners; after the store and discovery, which they use."""
     app.cleanup_ctx.append(_jobs_ctx)
+
+
+def _ranked_for(browser: object) -> Capabilities | BrowserFamily:
+    """The browser a job's pick ranks for, from its request (Chrome for jobs from before it
+    was kept, and for a report that no longer reads)."""
+    if isinstance(browser, str) and browser in FAMILY_CAPABILITIES:
+        return browser
+    if isinstance(browser, str):
+        with contextlib.suppress(CapabilitiesError):
+            return parse_capabilities(browser)
+    return "chrome"

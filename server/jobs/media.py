@@ -49,6 +49,7 @@ SKIP_SUFFIXES = (".par2", ".nfo", ".sfv", ".nzb", ".txt", ".jpg", ".png", ".srt"
 EXTRACT_TIMEOUT = 6 * 3600.0
 FILES_DIR = "files"  # the download's own folder inside a job's folder
 NZB_FILE = "job.nzb"  # the job's NZB, beside it
+SUBTITLES_DIR = "subtitles"  # subtitle files of the release, kept for the player
 
 
 @dataclass(frozen=True)
@@ -272,10 +273,13 @@ async def prepare_media(
         final_name = name or safe_filename(movie.name) or "movie.bin"
         final = await asyncio.to_thread(_link_into, movie, job_dir, final_name)
         view = await asyncio.to_thread(StaticView.of_file, final, etag_seed=job.job_id)
-        return Prepared(view, f"{final.name} is ready", MediaKind.FILE)
-    if rars:
-        return await _from_archive(rars, files_dir, job, password, name)
-    raise MediaError("the download holds no video file")
+        prepared = Prepared(view, f"{final.name} is ready", MediaKind.FILE)
+    elif rars:
+        prepared = await _from_archive(rars, files_dir, job, password, name)
+    else:
+        raise MediaError("the download holds no video file")
+    await asyncio.to_thread(_keep_subtitles, files_dir, job_dir)
+    return prepared
 
 
 def tidy_files(files_dir: Path, view: MediaView) -> None:
@@ -312,6 +316,16 @@ def _played(videos: Sequence[Path], playing: MediaView | None) -> Path | None:
 def view_paths(view: MediaView) -> set[str]:
     """Every file a view reads."""
     return {p.path for p in view.pieces(0, view.size)}
+
+
+def _keep_subtitles(files_dir: Path, job_dir: Path) -> None:
+    """Move the release's .srt files (plain files, safe names) to ``job_dir/subtitles``."""
+    kept = job_dir / SUBTITLES_DIR
+    for p in sorted(files_dir.iterdir()):
+        name = safe_filename(p.name)
+        if name and name.lower().endswith(".srt") and p.is_file() and not p.is_symlink():
+            kept.mkdir(exist_ok=True)
+            os.replace(p, kept / name)
 
 
 def _list_files(files_dir: Path) -> list[Path]:
@@ -385,9 +399,7 @@ def _looks_like_volume(name: str) -> bool:
 def _link_into(src: Path, job_dir: Path, name: str) -> Path:
     """``src`` also under ``job_dir/name``: a hard link, so that the download's name stays
     valid for whoever reads it (a copy where the file system has no hard links)."""
-    if name in (FILES_DIR, NZB_FILE):  # a hostile name must not replace the job's own
-        name = numbered_filename(name, 2)
-    dst = job_dir / name
+    dst = job_dir / _not_the_jobs_own(name)
     tmp = job_dir / ".matinee-link.part"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
@@ -399,10 +411,14 @@ def _link_into(src: Path, job_dir: Path, name: str) -> Path:
     return dst
 
 
+def _not_the_jobs_own(name: str) -> str:
+    # A hostile movie name must not replace the job's own files or folders.
+    return numbered_filename(name, 2) if name in (FILES_DIR, NZB_FILE, SUBTITLES_DIR) else name
+
+
 def _move_into(src: Path, job_dir: Path) -> Path:
     # For extracted files, which nobody reads yet.
-    name = safe_filename(src.name) or "movie.bin"
-    dst = job_dir / name
+    dst = job_dir / _not_the_jobs_own(safe_filename(src.name) or "movie.bin")
     os.replace(src, dst)
     return dst
 

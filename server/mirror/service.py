@@ -76,7 +76,7 @@ class Mirror:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         self.jobs.listeners.append(self._on_change)
-        self.jobs.cleanups.append(self.forget)
+        self.jobs.on_delete.append(self.forget)
         if not self.enabled:
             return
         try:
@@ -98,7 +98,7 @@ class Mirror:
         with contextlib.suppress(ValueError):
             self.jobs.listeners.remove(self._on_change)
         with contextlib.suppress(ValueError):
-            self.jobs.cleanups.remove(self.forget)
+            self.jobs.on_delete.remove(self.forget)
 
     # -- uploads -----------------------------------------------------------------------
     def _on_change(self, job: Job) -> None:
@@ -214,22 +214,22 @@ class Mirror:
         self.problem = exc.message
 
     # -- deleting ----------------------------------------------------------------------
-    async def forget(self, job: Job) -> None:
+    async def forget(self, job_id: str) -> None:
         """Before a job is deleted: its upload stops and is aborted, its objects deleted. A
         failure is written down and the start-up sweep tries again; it never keeps the job."""
-        task = self._tasks.pop(job.job_id, None)
+        task = self._tasks.pop(job_id, None)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         if not self.enabled:
             return
         try:
-            await self.remove_objects(job.job_id)
+            await self.remove_objects(job_id)
         except StorageError as exc:
-            log.warning("R2: cannot delete the copy of %s: %s", job.job_id, exc.message)
+            log.warning("R2: cannot delete the copy of %s: %s", job_id, exc.message)
             with contextlib.suppress(Exception):
                 await self.store.events.add(
-                    job.job_id,
+                    job_id,
                     "mirror_failed",
                     f"{exc.message}; the next start tries to delete it again",
                 )

@@ -3,7 +3,8 @@
 One write connection runs every write inside ``BEGIN IMMEDIATE``, serialised by an
 ``asyncio.Lock``; a second connection only reads, so reads never queue behind writes (WAL).
 The schema is applied at open from ``server.store.migrations``. Queries are literal SQL with
-``?`` parameters in one module per table (jobs, events, positions, cache, sessions), and
+``?`` parameters in one module per table (jobs, events, positions, cache, sessions,
+preferences), and
 return frozen dataclasses; no row objects leave the package. Time comes from arguments or
 from the clock given at open, never from sleeping.
 """
@@ -33,6 +34,7 @@ from server.store.events import EventsTable
 from server.store.jobs import JobsTable
 from server.store.migrations import APPLICATION_ID, split_statements
 from server.store.positions import PositionsTable
+from server.store.preferences import PreferencesTable
 from server.store.sessions import SessionsTable
 from server.store.uploads import UploadsTable
 
@@ -185,7 +187,7 @@ class Database:
 class Store:
     """The open database, its queries grouped per table: ``store.jobs.get(...)``,
     ``store.events.add(...)``, ``store.positions``, ``store.cache``, ``store.sessions``,
-    ``store.credentials``, ``store.uploads``."""
+    ``store.credentials``, ``store.preferences``, ``store.uploads``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -197,6 +199,7 @@ class Store:
         self.sessions = SessionsTable(db)
         self.credentials = CredentialsTable(db)
         self.uploads = UploadsTable(db)
+        self.preferences = PreferencesTable(db)
 
     @classmethod
     async def open(cls, path: Path, *, clock: Clock = time.time) -> Store:

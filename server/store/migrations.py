@@ -99,7 +99,15 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     INSERT INTO credentials (id, password_hash, source, epoch) VALUES (1, NULL, 'none', 0);
     """,
-    # 4: the mirror to R2 and the other retention timers. On the job: where its copy in R2
+    # 4: the household's playback choices (audio and subtitle language), kept across films.
+    """
+    CREATE TABLE preferences (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    ) STRICT;
+    """,
+    # 5: the mirror to R2 and the other retention timers. On the job: where its copy in R2
     # stands (server.jobs.lifecycle.MirrorState) and its deadlines (``expires_at`` stays the
     # ready/failed one; idle and local beside it). An unfinished multipart upload's UploadId
     # and the parts R2 confirmed, so that a restart goes on with ListParts.

@@ -17,7 +17,7 @@ from typing import Any
 
 from nntp.connection import ServerSpec
 from nntp.errors import AuthError, TemporaryError
-from server.config.settings import DownloadsConfig, IPNetwork, Settings
+from server.config.settings import DownloadsConfig, IPNetwork, Settings, TranscodeConfig
 from server.discovery.indexers import Indexers
 from server.discovery.releases.ranking import format_size
 from server.discovery.tmdb import TmdbClient
@@ -26,6 +26,7 @@ from server.http.forwarded import is_trusted, parse_address
 from server.jobs.servers import probe_usenet
 from server.mirror.service import Mirror
 from server.ui.filters import relative
+from transcode.argv import VideoEncoder
 from transcode.process import ProcessError, run
 
 #: How long the Status page waits for each service.
@@ -289,6 +290,24 @@ async def check_tools() -> list[dict[str, Any]]:
         return check(name, "ok", first[0] if first else "Installed.")
 
     return list(await asyncio.gather(*(one(n, a) for n, a in TOOLS.items())))
+
+
+def check_encoder(config: TranscodeConfig, chosen: VideoEncoder, why: str | None) -> dict[str, Any]:
+    """Which encoder converts video for browsers that cannot play a film's own, and why a
+    configured hardware one is not used."""
+    name = "Video encoder"
+    if chosen.hardware is not None:
+        where = f" on {chosen.device}" if chosen.device else ""
+        return check(name, "ok", f"{chosen.hardware.upper()}{where}: a test encode worked.")
+    cpu = f"libx264 on the CPU (preset {chosen.preset}, {chosen.threads} threads)"
+    if why:
+        return check(
+            name,
+            "warn",
+            f"{(config.hardware or '').upper()} is configured but not used: {why}.",
+            "Check the device and its driver (vainfo, nvidia-smi), or remove [transcode] hardware.",
+        )
+    return check(name, "ok", f"Using {cpu}.")
 
 
 def check_proxy(

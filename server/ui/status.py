@@ -7,9 +7,10 @@ import asyncio
 from aiohttp import web
 
 from server.jobs.lifecycle import Status
-from server.keys import DISCOVERY, JOBS, MIRROR, SETTINGS, STORE
+from server.keys import DISCOVERY, JOBS, MIRROR, PLAYBACK, SETTINGS, STORE
 from server.ui.checks import (
     check_disk,
+    check_encoder,
     check_indexers,
     check_proxy,
     check_r2,
@@ -35,7 +36,9 @@ async def status(request: web.Request) -> web.StreamResponse:
     peername = transport.get_extra_info("peername") if transport is not None else None
     peer = peername[0] if isinstance(peername, tuple) and peername else None
     proxy = check_proxy(peer, request.headers, settings.server.trusted_proxies, request.remote)
-    checks = [tmdb, *indexers, *usenet, disk, r2, *tools, proxy]
+    playback = request.config_dict[PLAYBACK]
+    encoder = check_encoder(settings.transcode, await playback.encoder(), playback.encoder_note)
+    checks = [tmdb, *indexers, *usenet, disk, r2, *tools, encoder, proxy]
     problems = sum(c["state"] in ("error", "warn") for c in checks)
     return render(request, "status.html", {"checks": checks, "problems": problems})
 

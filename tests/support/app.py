@@ -30,23 +30,17 @@ PART = 64 * 1024
 Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
 
 
+def usenet_of(srv: FakeNntpServer, *, name: str = "fake", timeout: float = 5) -> dict[str, Any]:
+    """The ``[usenet]`` section for one fake server: plain TCP, two connections."""
+    server = {"name": name, "host": srv.host, "port": srv.port, "tls": False}
+    return {"servers": [{**server, "connections": 2, "pipelining": 2, "timeout": timeout}]}
+
+
 def settings_for(tmp: Path, srv: FakeNntpServer, **extra: Any) -> Settings:
     raw: dict[str, Any] = {
         "server": {"data_dir": str(tmp / "data")},
         "auth": {"api_keys": [KEY, OTHER_KEY]},
-        "usenet": {
-            "servers": [
-                {
-                    "name": "fake",
-                    "host": srv.host,
-                    "port": srv.port,
-                    "tls": False,
-                    "connections": 2,
-                    "pipelining": 2,
-                    "timeout": 5,
-                }
-            ]
-        },
+        "usenet": usenet_of(srv),
     }
     raw.update(extra)
     return parse_config(raw, base_dir=tmp, env={})

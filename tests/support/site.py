@@ -21,6 +21,7 @@ from server.http.passwords import hash_password
 from server.http.sessions import SESSION_COOKIE
 from server.keys import SESSIONS, STORE
 from server.store.jobs import Job, new_job_id
+from tests.support.app import usenet_of
 from tests.support.fake_newznab import FakeNewznab, FakeNewznabFactory
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.fake_tmdb import TOKEN, FakeTmdb, FakeTmdbFactory
@@ -175,18 +176,7 @@ def settings_for(
     if geek is not None:
         raw["indexers"] = [{"name": "geek", "url": geek.url, "api_key": "g" * 32}]
     if nntp is not None:
-        raw["usenet"] = {
-            "servers": [
-                {
-                    "name": "fake",
-                    "host": nntp.host,
-                    "port": nntp.port,
-                    "tls": False,
-                    "connections": 2,
-                    "timeout": 5,
-                }
-            ]
-        }
+        raw["usenet"] = usenet_of(nntp)
     return parse_config(raw, base_dir=tmp, env={})
 
 

@@ -2,6 +2,7 @@
 // lights up the moment the job is playable, without a reload.
 
 import { api, page } from "./api.js";
+import { probeCapabilities } from "./capabilities.js";
 import { h, say } from "./dom.js";
 import {
   STATUS,
@@ -109,7 +110,8 @@ if (box) {
     next.addEventListener("click", async () => {
       next.disabled = true;
       try {
-        const answer = await api(`/movies/${next.dataset.movieId}/fetch`, {
+        const params = new URLSearchParams({ capabilities: JSON.stringify(probeCapabilities()) });
+        const answer = await api(`/movies/${next.dataset.movieId}/fetch?${params}`, {
           method: "POST",
           body: { mode: "auto" },
         });
