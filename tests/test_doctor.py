@@ -13,6 +13,7 @@ import pytest
 from tests.support.fake_newznab import FakeNewznabFactory
 from tests.support.fake_tmdb import TOKEN, FakeTmdbFactory
 from tests.support.inn2 import Inn2Server
+from tests.support.s3 import ACCESS_KEY, SECRET_KEY, Moto
 
 pytestmark = pytest.mark.inn2
 
@@ -76,3 +77,25 @@ async def test_doctor_checks_everything_a_new_user_gets_wrong(
     broken = await asyncio.to_thread(doctor, config)
     assert broken.returncode == 2
     assert "server.port: must be an integer from 1 to 65535" in broken.stderr
+
+
+async def test_doctor_checks_the_r2_bucket(moto_server: Moto, tmp_path: Path) -> None:
+    bucket = await asyncio.to_thread(moto_server.new_bucket)
+    config = tmp_path / "config.toml"
+
+    def write(name: str) -> None:
+        config.write_text(
+            f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+            f'[r2]\nenabled = true\nendpoint = "{moto_server.url}"\nbucket = "{name}"\n'
+            f'access_key_id = "{ACCESS_KEY}"\nsecret_access_key = "{SECRET_KEY}"\n'
+            "path_style = true\n"
+        )
+
+    write(bucket)
+    good = await asyncio.to_thread(doctor, config)
+    assert "[ ok ] R2: Mirroring finished movies" in good.stdout, good.stdout + good.stderr
+    write("no-such-bucket")
+    bad = await asyncio.to_thread(doctor, config)
+    assert bad.returncode == 1
+    assert "[FAIL] R2: The bucket does not exist: create it, or check [r2] bucket." in bad.stdout
+    assert SECRET_KEY not in bad.stdout + bad.stderr

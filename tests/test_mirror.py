@@ -151,7 +151,7 @@ async def test_a_permanent_failure_keeps_the_local_copy_and_says_what_to_fix(
     assert any(e["kind"] == "mirror_failed" and "local copy stays" in e["message"] for e in log)
     assert client.app is not None
     status = await (await client.get("/status", headers=HEADERS)).text()
-    assert "the bucket does not exist" in status
+    assert "The bucket does not exist" in status
 
 
 async def test_delete_removes_the_objects_and_aborts_an_unfinished_upload(

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from server.config.settings import Settings
+from server.keys import PLAYBACK, RETENTION
 from tests.support.app import (
     API,
     HEADERS,
@@ -26,8 +27,12 @@ from tests.support.app import (
     settings_for,
     submit,
     until,
+    wait_for,
 )
+from tests.support.capabilities import CHROMIUM_JSON
 from tests.support.fake_nntp import FakeNntpFactory
+from tests.support.media import ReleaseClips
+from tests.support.processes import children_named
 from tests.support.s3 import FaultProxy, Moto, r2_settings
 
 StartApp = Callable[[Settings], Awaitable[Client]]
@@ -142,3 +147,43 @@ async def test_deadlines_survive_a_restart_and_keep_moves_them(
     assert (await job(client, kept))["status"] == "ready"  # 24 h longer
     log = await _log(client, kept)
     assert any(e["kind"] == "kept" for e in log)
+
+
+@pytest.mark.slow
+async def test_dropping_the_local_copy_stops_its_hls_sessions(
+    tmp_path: Path,
+    fake_nntp: FakeNntpFactory,
+    start_app: StartApp,
+    moto_server: Moto,
+    s3_proxy: FaultProxy,
+    release_clips: ReleaseClips,
+) -> None:
+    """An ffmpeg making HLS from the local copy must not outlive it (it would read a file
+    that is gone, and its segments would stay on disk)."""
+    bucket = await asyncio.to_thread(moto_server.new_bucket)
+    film = release_clips.path("h264-ac3-2srt.mkv")
+    nzb, arts = await asyncio.to_thread(post_of, film.read_bytes(), film.name)
+    settings = settings_for(
+        tmp_path,
+        await fake_nntp(articles=arts),
+        r2=r2_settings(s3_proxy.url, bucket),
+        retention={"ready_hours": 24, "local_hours": 1},
+    )
+    client = await start_app(settings)
+    job_id = await submit(client, nzb)
+    await until(client, job_id, lambda j: bool(j["mirror"] and j["mirror"]["state"] == "mirrored"))
+    resp = await client.get(
+        f"{API}/movies/{job_id}/stream", params={"capabilities": CHROMIUM_JSON}, headers=HEADERS
+    )
+    stream = await resp.json()
+    assert stream["kind"] == "hls", stream
+    assert (await client.get(stream["url"].replace("index.m3u8", "0.m4s"))).status == 200
+    playback = client.app[PLAYBACK]
+    assert len(playback.sessions) == 1
+
+    await client.app[RETENTION].run_due(time.time() + 3601)  # local_hours have passed
+    dropped = await job(client, job_id)
+    assert dropped["local"] is False and dropped["status"] == "ready"
+    assert len(playback.sessions) == 0
+    assert list((tmp_path / "data" / "hls").iterdir()) == []
+    await wait_for(lambda: not children_named("ffmpeg"), within=5)

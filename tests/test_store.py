@@ -23,6 +23,7 @@ from server.jobs.lifecycle import MediaKind, Status
 from server.store import migrations
 from server.store.db import Store, store_context
 from server.store.db import backup as store_mod_backup
+from server.store.events import Note
 from server.store.jobs import Job, Media, new_job_id
 from server.store.migrations import split_statements
 from server.store.positions import Position
@@ -305,6 +306,25 @@ async def test_same_status_update_is_not_a_transition(store: Store) -> None:
     assert again.error_message == "second"
     deleted = await job_in(store, "deleted")
     assert (await store.jobs.mark_deleted(deleted.job_id)).status == "deleted"
+
+
+async def test_a_change_and_its_event_are_written_together(store: Store) -> None:
+    job = await job_in(store, "preparing")
+    media = Media("Film.mkv", MediaKind.FILE, "video/x-matroska", 10)
+    note = Note("ready", "Film.mkv is ready", {"size": 10})
+    ready = await store.jobs.mark_ready(job.job_id, media, ready_at=1.0, expires_at=2.0, note=note)
+    events = await store.events.list(job.job_id)
+    assert [(e.kind, e.message, e.data) for e in events] == [
+        ("ready", "Film.mkv is ready", {"size": 10})
+    ]
+    assert events[0].at == ready.updated_at
+    # A change the lifecycle refuses writes neither the change nor its event.
+    deleted = await job_in(store, "deleted")
+    with pytest.raises(InvalidTransition):
+        await store.jobs.fail(
+            deleted.job_id, "late", lifecycle.Failure.USENET, note=Note("error", "late")
+        )
+    assert await store.events.list(deleted.job_id) == []
 
 
 async def test_active_job_for_movie(store: Store, clock: FakeClock) -> None:

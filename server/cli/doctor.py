@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,12 +21,14 @@ from server.config.settings import Settings
 from server.discovery.indexers import Indexers
 from server.discovery.tmdb import TmdbClient
 from server.jobs.servers import specs_from_settings
+from server.mirror.client import open_client, probe_bucket
 from server.playback.service import pick_encoder
 from server.store.db import store_context
 from server.ui.checks import (
     check_disk,
     check_encoder,
     check_indexers,
+    check_r2,
     check_tmdb,
     check_tools,
     check_usenet,
@@ -39,20 +42,26 @@ async def run_checks(settings: Settings) -> list[dict[str, Any]]:
         async with (
             store_context(Path(scratch) / "cache.sqlite3") as store,
             aiohttp.ClientSession(headers={"User-Agent": "Matinee"}) as session,
+            AsyncExitStack() as stack,
         ):
             tmdb = TmdbClient(session, settings.tmdb, store)
             indexers = Indexers(session, settings.indexers, store)
+
+            async def r2_problem() -> str | None:
+                client = await open_client(settings.r2, stack)
+                return await probe_bucket(client, settings.r2.bucket or "")
+
             results = await asyncio.gather(
                 check_tools(),
                 check_disk(settings.downloads),
                 check_usenet(specs_from_settings(settings), busy=False),
                 check_tmdb(tmdb),
                 check_indexers(indexers, settings),
-                pick_encoder(settings.transcode),
+                check_r2(settings.r2, r2_problem),
             )
-    tools, disk, usenet, tmdb_line, indexer_lines, (chosen, why) = results
-    encoder = check_encoder(settings.transcode, chosen, why)
-    return [*tools, encoder, disk, *usenet, tmdb_line, *indexer_lines]
+            encoder = check_encoder(settings.transcode, *await pick_encoder(settings.transcode))
+    tools, disk, usenet, tmdb_line, indexer_lines, r2 = results
+    return [*tools, encoder, disk, *usenet, tmdb_line, *indexer_lines, r2]
 
 
 def report(checks: list[dict[str, Any]], out: TextIO = sys.stdout) -> int:

@@ -62,6 +62,7 @@ from server.jobs.servers import specs_from_settings
 from server.keys import DISCOVERY, JOBS, METRICS, SETTINGS, STORE
 from server.metrics import Metrics
 from server.store.db import Store
+from server.store.events import Note
 from server.store.jobs import Job, Media, new_job_id
 from transcode.capabilities import (
     FAMILY_CAPABILITIES,
@@ -125,7 +126,10 @@ class JobManager:
         self._live: dict[str, _Live] = {}
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
-        #: Called with a job's id before its files go (playback stops its ffmpegs there; the
+        #: Called with a job's id before its files on this machine go, deleted or only their
+        #: local copy dropped (playback stops the ffmpegs that read them there).
+        self.on_files_gone: list[Callable[[str], Awaitable[None]]] = []
+        #: Called with a job's id when the job is deleted, after ``on_files_gone`` (the
         #: mirror aborts its upload and deletes its objects in R2).
         self.on_delete: list[Callable[[str], Awaitable[None]]] = []
         # Hooks for the layers above (the mirror): told of every change of a job; asked to
@@ -339,8 +343,8 @@ class JobManager:
         why: str = "cancelled and files deleted",
         data: dict[str, str] | None = None,
     ) -> Job:
-        """Cancel a job, delete its files (and, through the on_delete hooks, its ffmpegs and
-        its copy in R2), mark it deleted; ``why`` (and ``data``) go into the job's history."""
+        """Cancel a job, delete its files (and, through the hooks, its ffmpegs and its copy in
+        R2), mark it deleted; ``why`` (and ``data``) go into the job's history."""
         job = await self.get(job_id)
         live = self._live.pop(job_id, None)
         if live is not None and live.task is not None:
@@ -348,12 +352,11 @@ class JobManager:
             await asyncio.gather(live.task, return_exceptions=True)
         if live is not None:
             live.movie.swap(None)
-        for hook in self.on_delete:
+        for hook in (*self.on_files_gone, *self.on_delete):
             await hook(job_id)
         await asyncio.to_thread(shutil.rmtree, job.dir, True)
         if job.status != Status.DELETED:
-            job = await self.store.jobs.mark_deleted(job_id)
-            await self.store.events.add(job_id, "deleted", why, data)
+            job = await self.store.jobs.mark_deleted(job_id, Note("deleted", why, data))
             self._tell(job)
         if live is not None:
             self._publish(live, job)
@@ -365,10 +368,11 @@ class JobManager:
         live = self._live.get(job_id)
         if live is not None:
             live.movie.swap(None)
+        for hook in self.on_files_gone:
+            await hook(job_id)
         await asyncio.to_thread(shutil.rmtree, job.dir, True)
-        job = self._changed(await self.store.jobs.local_dropped(job_id, self.clock()))
-        await self.store.events.add(job_id, "local_deleted", why, data)
-        return job
+        note = Note("local_deleted", why, data)
+        return self._changed(await self.store.jobs.local_dropped(job_id, self.clock(), note))
 
     def publish(self, job: Job) -> Job:
         """Tell the job's watchers (event streams) and listeners about a change made by
@@ -669,8 +673,9 @@ class JobManager:
         if started is not None and not live.playable_counted:
             self.metrics.to_playable.observe(max(0.0, self.clock() - started.created_at))
             live.playable_counted = True
-        self._changed(await self.store.jobs.mark_playable(job_id, media))
-        await self.store.events.add(job_id, "playable", plan.reason)
+        self._changed(
+            await self.store.jobs.mark_playable(job_id, media, Note("playable", plan.reason))
+        )
 
     async def _tick(self, job_id: str, dl: Download) -> None:
         while True:
@@ -710,12 +715,12 @@ class JobManager:
                 expires_at=expires,
                 # the mirror (server.mirror) uploads it from here
                 mirror=MirrorState.PENDING if self.settings.r2.enabled else None,
+                note=Note("ready", result.reason),
             )
         )
         if ready is not None and not ready.playable and not live.playable_counted:
             # It could not play before it was ready.
             self.metrics.to_playable.observe(max(0.0, now - ready.created_at))
-        await self.store.events.add(job.job_id, "ready", result.reason)
 
     async def _tidy(self, job_id: str, live: _Live) -> None:
         """Once no response reads the view of the downloading files any more, delete the
@@ -740,8 +745,10 @@ class JobManager:
             live.movie.swap(None)  # what it read may be gone; responses end
         try:
             expires = self.clock() + self.settings.retention.failed_hours * 3600
-            self._changed(await self.store.jobs.fail(job_id, message, failure, expires_at=expires))
-            await self.store.events.add(job_id, "error", message, {"failure": failure.value})
+            note = Note("error", message, {"failure": failure.value})
+            self._changed(
+                await self.store.jobs.fail(job_id, message, failure, expires_at=expires, note=note)
+            )
         except Exception:  # the store is closing or broken: the log line above is all we can do
             log.exception("job %s: cannot record the failure", job_id)
 

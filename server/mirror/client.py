@@ -194,3 +194,16 @@ class R2Error(StorageError):
     def __init__(self, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+async def probe_bucket(client: Client, bucket: str) -> str | None:
+    """None when the bucket answers (HEAD), else the problem in words."""
+    try:
+        await with_retries(
+            lambda: client.head_bucket(Bucket=bucket), "reach the bucket", attempts=1
+        )
+    except StorageError as exc:
+        if error_code(exc.__cause__ or exc) == "404":  # a HEAD has no body to say more
+            return f"R2: {PERMANENT_HINTS['NoSuchBucket']}"
+        return exc.message
+    return None

@@ -25,7 +25,7 @@ from server.errors import StorageError
 from server.jobs.lifecycle import MirrorState, Status
 from server.jobs.manager import JobManager
 from server.metrics import Metrics
-from server.mirror.client import PERMANENT_HINTS, Client, R2Error, error_code, with_retries
+from server.mirror.client import Client, R2Error, probe_bucket, with_retries
 from server.mirror.parts import PREFIX, job_of_key, job_prefix, object_key
 from server.mirror.upload import Target, Uploader
 from server.store.db import Store
@@ -322,16 +322,7 @@ class Mirror:
 
     async def probe(self) -> str | None:
         """None when the bucket answers (HEAD), else the problem in words."""
-        client = self.client
-        try:
-            await with_retries(
-                lambda: client.head_bucket(Bucket=self.bucket), "reach the bucket", attempts=1
-            )
-        except StorageError as exc:
-            if error_code(exc.__cause__ or exc) == "404":  # a HEAD has no body to say more
-                return f"R2: {PERMANENT_HINTS['NoSuchBucket']}"
-            return exc.message
-        return None
+        return await probe_bucket(self.client, self.bucket)
 
     # -- playing from R2 ---------------------------------------------------------------
     async def presign(self, job: Job) -> tuple[str, float]:

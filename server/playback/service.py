@@ -137,7 +137,7 @@ class Playback:
         return session
 
     async def stop_job(self, job_id: str) -> None:
-        """Stop every session of a job (it was deleted) and forget its film."""
+        """Stop every session of a job (its files are gone) and forget its film."""
         await self.sessions.stop_matching(f"{job_id}-")
         self._facts.pop(job_id, None)
         self._probing.pop(job_id, None)
@@ -189,7 +189,7 @@ async def _playback_ctx(app: web.Application) -> AsyncIterator[None]:
     playback = Playback(app[SETTINGS], app[JOBS])
     await playback.start()
     app[PLAYBACK] = playback
-    app[JOBS].on_delete.append(playback.stop_job)
+    app[JOBS].on_files_gone.append(playback.stop_job)
     try:
         yield
     finally:

@@ -34,6 +34,7 @@ from server.jobs.lifecycle import (
     is_retry,
     may_change,
 )
+from server.store.events import Note, insert_event
 
 if TYPE_CHECKING:
     from server.store.db import Database
@@ -369,8 +370,8 @@ class JobsTable:
             eta_seconds=eta_seconds,
         )
 
-    async def mark_playable(self, job_id: str, media: Media) -> Job:
-        return await self._change(job_id, playable=True, **_media_fields(media))
+    async def mark_playable(self, job_id: str, media: Media, note: Note | None = None) -> Job:
+        return await self._change(job_id, note, playable=True, **_media_fields(media))
 
     async def start_preparing(self, job_id: str) -> Job:
         return await self._change(job_id, status=Status.PREPARING, speed_bps=0.0, eta_seconds=0.0)
@@ -383,6 +384,7 @@ class JobsTable:
         ready_at: float,
         expires_at: float | None,
         mirror: MirrorState | None = None,
+        note: Note | None = None,
     ) -> Job:
         """Ready; ``mirror`` PENDING when it is to be uploaded to R2 (in the same write, so
         nobody following the job sees it at rest before its upload)."""
@@ -391,6 +393,7 @@ class JobsTable:
             return await self._write(
                 conn,
                 old,
+                note,
                 status=Status.READY,
                 playable=True,
                 progress=100.0,
@@ -431,11 +434,18 @@ class JobsTable:
             )
 
     async def fail(
-        self, job_id: str, message: str, failure: Failure, *, expires_at: float | None = None
+        self,
+        job_id: str,
+        message: str,
+        failure: Failure,
+        *,
+        expires_at: float | None = None,
+        note: Note | None = None,
     ) -> Job:
         """Failed; its files are deleted at ``expires_at`` (the retention sweep's doing)."""
         return await self._change(
             job_id,
+            note,
             status=Status.ERROR,
             error_message=message,
             failure=failure,
@@ -457,9 +467,9 @@ class JobsTable:
         goes on again. The status stays: it is not a failure."""
         return await self._change(job_id, error_message=message, speed_bps=0.0, eta_seconds=None)
 
-    async def mark_deleted(self, job_id: str) -> Job:
+    async def mark_deleted(self, job_id: str, note: Note | None = None) -> Job:
         return await self._change(
-            job_id, status=Status.DELETED, playable=False, speed_bps=0.0, eta_seconds=None
+            job_id, note, status=Status.DELETED, playable=False, speed_bps=0.0, eta_seconds=None
         )
 
     async def set_expiry(self, job_id: str, expires_at: float | None) -> Job:
@@ -498,9 +508,9 @@ class JobsTable:
             job_id, mirror=None, mirror_bytes=0, mirrored_at=None, local_expires_at=None
         )
 
-    async def local_dropped(self, job_id: str, at: float) -> Job:
+    async def local_dropped(self, job_id: str, at: float, note: Note | None = None) -> Job:
         """The local copy is gone; it plays from R2 until the job goes."""
-        return await self._change(job_id, local_deleted_at=at, local_expires_at=None)
+        return await self._change(job_id, note, local_deleted_at=at, local_expires_at=None)
 
     async def watched(self, job_id: str, idle_expires_at: float | None) -> Job:
         """A playback position was saved: the idle timer starts again."""
@@ -524,9 +534,9 @@ class JobsTable:
             )
 
     # -- the one checked write -------------------------------------------------------
-    async def _change(self, job_id: str, **changes: Any) -> Job:
+    async def _change(self, job_id: str, note: Note | None = None, **changes: Any) -> Job:
         async with self._db.write() as conn:
-            return await self._write(conn, await self._read(conn, job_id), **changes)
+            return await self._write(conn, await self._read(conn, job_id), note, **changes)
 
     async def _read(self, conn: Any, job_id: str) -> Job:
         rows = await self._db.fetch(conn, "SELECT * FROM jobs WHERE job_id = ?", (job_id,))
@@ -534,15 +544,19 @@ class JobsTable:
             raise NotFound(f"no job {job_id}")
         return _from_row(rows[0])
 
-    async def _write(self, conn: Any, old: Job, **changes: Any) -> Job:
-        """Inside a write transaction: check and store ``old`` with ``changes``."""
-        new = dataclasses.replace(old, **changes, updated_at=self._db.clock())
+    async def _write(self, conn: Any, old: Job, note: Note | None = None, **changes: Any) -> Job:
+        """Inside a write transaction: check and store ``old`` with ``changes``, and the
+        ``note`` that tells of them in the job's history."""
+        now = self._db.clock()
+        new = dataclasses.replace(old, **changes, updated_at=now)
         _check(new)
         if not may_change(old.status, new.status):
             raise InvalidTransition(
                 f"job {old.job_id} cannot go from {old.status.value!r} to {new.status.value!r}"
             )
         await conn.execute(_UPDATE, (*_params(new)[1:], old.job_id))
+        if note is not None:
+            await insert_event(conn, old.job_id, now, note)
         rows = await self._db.fetch(conn, "SELECT * FROM jobs WHERE job_id = ?", (old.job_id,))
         if any(getattr(old, name) != getattr(new, name) for name in _DEADLINES):
             self._db.after_commit(self.deadlines_changed.set)

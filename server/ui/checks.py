@@ -11,20 +11,25 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from nntp.connection import ServerSpec
 from nntp.errors import AuthError, TemporaryError
-from server.config.settings import DownloadsConfig, IPNetwork, Settings, TranscodeConfig
+from server.config.settings import (
+    DownloadsConfig,
+    IPNetwork,
+    R2Config,
+    Settings,
+    TranscodeConfig,
+)
 from server.discovery.indexers import Indexers
 from server.discovery.releases.ranking import format_size
 from server.discovery.tmdb import TmdbClient
 from server.errors import MatineeError
 from server.http.forwarded import is_trusted, parse_address
 from server.jobs.servers import probe_usenet
-from server.mirror.service import Mirror
 from server.ui.filters import relative
 from transcode.argv import VideoEncoder
 from transcode.process import ProcessError, run
@@ -237,22 +242,22 @@ async def check_disk(downloads: DownloadsConfig) -> dict[str, Any]:
     return check("Disk", "ok", f"{free}.", None, details)
 
 
-async def check_r2(mirror: Mirror) -> dict[str, Any]:
-    r2 = mirror.r2
-    if not mirror.enabled:
+async def check_r2(r2: R2Config, probe: Callable[[], Awaitable[str | None]]) -> dict[str, Any]:
+    """The R2 line: off, or whether the bucket answers ``probe`` (and the mirror's own last
+    permanent problem, when the server runs one)."""
+    if not r2.enabled:
         return check("R2", "off", "Off: finished movies stay on this machine only.")
     where = f"Bucket {r2.bucket} at {r2.endpoint}"
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
-            problem = await mirror.probe()
+            problem = await probe()
     except TimeoutError:
         problem = f"R2 did not answer within {CHECK_TIMEOUT:g} s"
-    problem = problem or mirror.problem
     if problem:
         return check(
             "R2",
             "error",
-            problem + ".",
+            _sentence(problem.removeprefix("R2: ")),
             "Fix the [r2] setting the message names, then restart Matinee: movies that were"
             " not uploaded are uploaded then. Their local copies are kept meanwhile.",
             [where],
@@ -260,6 +265,10 @@ async def check_r2(mirror: Mirror) -> dict[str, Any]:
     return check(
         "R2", "ok", f"Mirroring finished movies; they play from R2 ({r2.serve}).", None, [where]
     )
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:].rstrip(".") + "."
 
 
 TOOLS = {

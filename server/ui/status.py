@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from server.jobs.lifecycle import Status
 from server.keys import DISCOVERY, JOBS, MIRROR, PLAYBACK, SETTINGS, STORE
+from server.mirror.service import Mirror
 from server.ui.checks import (
     check_disk,
     check_encoder,
@@ -29,7 +31,7 @@ async def status(request: web.Request) -> web.StreamResponse:
         check_indexers(discovery.indexers, settings),
         check_usenet(request.config_dict[JOBS].servers, busy=busy),
         check_disk(settings.downloads),
-        check_r2(request.config_dict[MIRROR]),
+        check_r2(settings.r2, _mirror_problem(request.config_dict[MIRROR])),
         check_tools(),
     )
     transport = request.transport
@@ -41,6 +43,15 @@ async def status(request: web.Request) -> web.StreamResponse:
     checks = [tmdb, *indexers, *usenet, disk, r2, *tools, encoder, proxy]
     problems = sum(c["state"] in ("error", "warn") for c in checks)
     return render(request, "status.html", {"checks": checks, "problems": problems})
+
+
+def _mirror_problem(mirror: Mirror) -> Callable[[], Awaitable[str | None]]:
+    """The bucket's answer now, else the running mirror's last permanent problem."""
+
+    async def problem() -> str | None:
+        return await mirror.probe() or mirror.problem
+
+    return problem
 
 
 def setup(app: web.Application) -> None:
