@@ -1,25 +1,26 @@
 """How a file is cut for a multipart upload, and where it goes in the bucket. Pure: no I/O
-but the reads of `read_part` and `sha256_of` (which callers run in a thread)."""
+but the reads of `part_md5` and `sha256_of` (which callers run in a thread)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nntp.media import Piece
+from server.mirror.body import SpanBody
 
 MIB = 1024 * 1024
 #: S3's (and R2's) limits: at most 10 000 parts, each but the last at least 5 MiB.
 MAX_PARTS = 10_000
-#: Ours: big enough that a film is a few hundred requests, small enough that `concurrency`
-#: parts in memory stay a few tens of MiB.
+#: Ours: big enough that a film is a few hundred requests (a part streams from disk as it
+#: is sent, so its size costs no memory).
 MIN_PART = 8 * MIB
 #: Every object Matinee writes is under this prefix: the start-up sweep looks only there.
 PREFIX = "movies/"
-HASH_CHUNK = 4 * MIB
+#: Hashing reads this much at a time into one buffer.
+HASH_CHUNK = 1 * MIB
 
 
 def part_size(size: int) -> int:
@@ -64,31 +65,25 @@ def job_of_key(key: str) -> str | None:
 Pieces = Callable[[int, int], list[Piece]]
 
 
-def read_part(pieces: Pieces, number: int, size: int, part: int) -> bytes:
-    """Part ``number`` of the movie, read from disk (in a thread: never on the event loop)."""
+def part_pieces(pieces: Pieces, number: int, size: int, part: int) -> list[Piece]:
+    """Where part ``number`` lies on disk; an ``OSError`` if the movie is shorter."""
     offset, length = part_span(number, size, part)
-    found = pieces(offset, length)
-    # One piece (a plain file) is read as it is; volumes are joined (one copy).
-    data = _pread(found[0]) if len(found) == 1 else b"".join(_pread(p) for p in found)
-    if len(data) != length:
-        raise OSError(f"the movie is shorter than {size} bytes")
-    return data
+    return _whole(pieces(offset, length), length, size)
 
 
-def part_with_md5(pieces: Pieces, number: int, size: int, part: int) -> tuple[bytes, str]:
-    """The part and its Content-MD5 (base64), both made in the reading thread: the store
-    checks the bytes it got against it, and the event loop never hashes a part."""
-    data = read_part(pieces, number, size, part)
-    md5 = hashlib.md5(data, usedforsecurity=False).digest()
-    return data, base64.b64encode(md5).decode()
+def part_md5(found: Sequence[Piece]) -> str:
+    """The part's Content-MD5 (base64), read from disk in chunks (in a thread): the store
+    checks the bytes it got against it, and the event loop never hashes a part. The part is
+    read again as it is sent (from the page cache), never held whole."""
+    digest = hashlib.md5(usedforsecurity=False)
+    _read_through(found, digest.update)
+    return base64.b64encode(digest.digest()).decode()
 
 
 def sha256_of(pieces: Pieces, size: int) -> str:
     """The movie's SHA-256, read in chunks (in a thread)."""
     digest = hashlib.sha256()
-    for offset in range(0, size, HASH_CHUNK):
-        for piece in pieces(offset, min(HASH_CHUNK, size - offset)):
-            digest.update(_pread(piece))
+    _read_through(_whole(pieces(0, size), size, size), digest.update)
     return digest.hexdigest()
 
 
@@ -101,12 +96,16 @@ def file_pieces(path: Path) -> Pieces:
     return pieces
 
 
-def _pread(piece: Piece) -> bytes:
-    fd = os.open(piece.path, os.O_RDONLY | os.O_NOFOLLOW)  # links are never followed
-    try:
-        data = os.pread(fd, piece.length, piece.offset)
-    finally:
-        os.close(fd)
-    if len(data) != piece.length:
-        raise OSError(f"{Path(piece.path).name} is shorter than expected")
-    return data
+def _whole(found: list[Piece], length: int, size: int) -> list[Piece]:
+    if sum(p.length for p in found) != length:
+        raise OSError(f"the movie is shorter than {size} bytes")
+    return found
+
+
+def _read_through(found: Sequence[Piece], update: Callable[[memoryview], object]) -> None:
+    """Feed ``found``'s bytes to ``update`` through one reused buffer: no allocation per
+    chunk (freed multi-MiB blocks are what glibc keeps, and what RSS shows)."""
+    buffer = memoryview(bytearray(HASH_CHUNK))
+    with SpanBody(found) as body:
+        while n := body.readinto(buffer):
+            update(buffer[:n])

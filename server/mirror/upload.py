@@ -2,8 +2,8 @@
 checked at the end.
 
 * The part size makes the file fit in 10 000 parts (at least 8 MiB); ``concurrency`` parts
-  are in flight at once, each read from disk when its turn comes, so memory holds at most
-  ``concurrency`` parts whatever the file's size.
+  are in flight at once, each streamed from disk as it is sent, a chunk at a time: memory
+  holds a few chunks per part in flight, whatever the part's size or the file's.
 * The UploadId is stored before the first part is sent and each part R2 confirms is stored
   as it comes back. After a restart (or a ``kill -9``) the upload goes on: ``ListParts``
   says what R2 holds, and only the other parts are sent. An upload R2 no longer knows is
@@ -19,14 +19,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+from server.mirror.body import SpanBody
 from server.mirror.client import Client, R2Error, error_code, with_retries
 from server.mirror.parts import (
     Pieces,
     part_count,
+    part_md5,
+    part_pieces,
     part_size,
     part_span,
-    part_with_md5,
     sha256_of,
 )
 from server.store.db import Store
@@ -216,23 +219,36 @@ class Uploader:
         return sent
 
     async def _send_part(self, target: Target, upload: Upload, number: int) -> Part:
-        """One part, read from disk now (the bytes live only while it is sent)."""
-        data, md5 = await asyncio.to_thread(
-            part_with_md5, target.pieces, number, target.size, upload.part_size
-        )
-        answer = await with_retries(
-            lambda: self.client.upload_part(
-                Bucket=self.bucket,
-                Key=target.key,
-                UploadId=upload.upload_id,
-                PartNumber=number,
-                Body=data,
-                ContentLength=len(data),
-                ContentMD5=md5,
-            ),
-            f"upload part {number}",
-        )
-        return Part(number, str(answer["ETag"]), len(data))
+        """One part, streamed from disk as it is sent (see server.mirror.body)."""
+        found = part_pieces(target.pieces, number, target.size, upload.part_size)
+        md5 = await asyncio.to_thread(part_md5, found)
+        length = sum(p.length for p in found)
+
+        async def attempt() -> Any:
+            # A body per try: it starts at the part's first byte, and a read of a failed try
+            # still running in the executor cannot move it.
+            with SpanBody(found) as body:
+                try:
+                    return await self.client.upload_part(
+                        Bucket=self.bucket,
+                        Key=target.key,
+                        UploadId=upload.upload_id,
+                        PartNumber=number,
+                        Body=body,
+                        ContentLength=length,
+                        ContentMD5=md5,
+                    )
+                except Exception:
+                    if body.error is not None:  # the disk failed, not R2: no retry
+                        raise _Unreadable from body.error
+                    raise
+
+        try:
+            answer = await with_retries(attempt, f"upload part {number}")
+        except _Unreadable as exc:
+            assert isinstance(exc.__cause__, OSError)
+            raise exc.__cause__ from None
+        return Part(number, str(answer["ETag"]), length)
 
     async def _check(self, target: Target, digest: str) -> None:
         head = await with_retries(
@@ -247,3 +263,7 @@ class Uploader:
                 f" sha256 {'matches' if stored == digest else 'differs'})",
                 permanent=True,
             )
+
+
+class _Unreadable(Exception):
+    """The movie could not be read while a part was sent (the ``OSError`` is its cause)."""
