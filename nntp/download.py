@@ -1,9 +1,11 @@
 """A download: the files of an NZB fetched over a pool of servers into sparse files.
 
-Each configured connection is one worker coroutine that keeps ``pipelining`` BODY
-requests in flight. Decoded bytes go straight to their final offset (the decoder's
-FileWriter sink); a RangeSet per file records what is on disk, persisted for resume.
-Readers may ask for byte ranges, which jump the queue.
+Each configured connection is a lane (``nntp.line``): a small coroutine keeps it connected
+and watches it, and requests are sent from the replies' callbacks, as many as the line's
+budget allows (at most ``pipelining`` per connection). Decoded bytes go straight to their
+final offset (the decoder's FileWriter sink); a RangeSet per file records what is on
+disk, persisted for resume. Readers may ask for byte ranges, which jump the queue; a read
+that blocks a player is sent at once and makes room for itself on the line.
 
 Which files download is decided by name where names tell (PAR2 volumes wait until a
 repair needs them) and by content where they do not: of a file with a random name only
@@ -14,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +29,9 @@ from typing import Literal
 
 import sabctools
 
-from nntp.connection import NntpConnection, ServerSpec
+from nntp.connection import ServerSpec
 from nntp.errors import ArticleMissing, AuthError, NntpError, TemporaryError, reply_class
+from nntp.line import DEFAULT_ARTICLE, Lane, Line, Request
 from nntp.names import names_a_media_part
 from nntp.nzb import Nzb, NzbFile
 from nntp.par2 import Par2Kind, par2_kind_in_name, read_par2_kind
@@ -42,7 +45,9 @@ STATE_FILE = ".matinee-download.json"
 MAX_TRANSIENT_ATTEMPTS = 3  # per segment and server, before it counts as failed there
 MAX_CONNECT_FAILURES = 5  # consecutive, per server, before the server is given up
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
-IDLE_CLOSE = 30.0  # seconds an idle connection stays open
+IDLE_CLOSE = 30.0  # seconds an idle connection stays with the download (then: the line's)
+WATCHED_FOR = 30.0  # seconds after a reader's last request that a download counts as watched
+_ORDER = itertools.count()  # downloads on one line go first come, first served
 # The state file is written after every 1/STATE_SAVE_SHARE of the download's bytes (within
 # the bounds) and at least every STATE_SAVE_INTERVAL: a kill costs at most that much again
 # (plus the replies in flight), on a 1 GB/s line as on a slow one. A save appends a line
@@ -171,6 +176,7 @@ class Download:
         *,
         select: Callable[[NzbFile], Selection] | None = None,
         state_file: Path | None = None,
+        line: Line | None = None,
     ) -> None:
         if not servers:
             raise DownloadError("no Usenet server is configured")
@@ -179,7 +185,11 @@ class Download:
         self.servers = sorted(servers, key=lambda s: s.priority)
         priorities = sorted({s.priority for s in self.servers})
         levels = [[s.name for s in self.servers if s.priority == p] for p in priorities]
-        self.scheduler = Scheduler(levels)
+        self.scheduler = Scheduler(levels, on_work=self._work_queued)
+        # The line to the providers: shared with the other downloads when given (the job
+        # manager's), else this download's own.
+        self._own_line = line is None
+        self.line = line or Line()
         self.state_file = state_file or out_dir / STATE_FILE
         choose = select or default_selection
         self.files: list[FileTask] = []
@@ -206,11 +216,19 @@ class Download:
         self._complete = asyncio.Event()
         self._fatal: BaseException | None = None
         self._closing = False
-        self._workers: list[asyncio.Task[None]] = []
+        self._lanes: list[Lane] = []
+        self._supervisors: list[asyncio.Task[None]] = []
         self._aux: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()
         self._connect_failures: dict[str, int] = {}
-        self._live: set[NntpConnection] = set()
+        self._fill_queued = False
+        self._readers = 0  # reader requests holding priority now
+        self._watched_until = 0.0
+        self._order = next(_ORDER)
+        # What an article of this post weighs on the wire (the budget's unit).
+        self._article = max(
+            (seg.bytes for f in nzb.files for seg in f.segments), default=DEFAULT_ARTICLE
+        )
         self._state = DownloadState(nzb_fingerprint(nzb))
         self._state_log = StateFile(self.state_file)
         self._state_dirty = False
@@ -251,9 +269,15 @@ class Download:
         self._update_totals()
         if self._remaining == 0:
             self._complete.set()
-        for spec in self.servers:
-            for slot in range(spec.connections):
-                self._workers.append(asyncio.create_task(self._worker(spec, slot + 1)))
+        self._lanes = [
+            Lane(self.line, spec, slot + 1)
+            for spec in self.servers
+            for slot in range(spec.connections)
+        ]
+        for lane in self._lanes:
+            lane.backoff = BACKOFF_START
+        self.line.attach(self, self._lanes)
+        self._supervisors = [asyncio.create_task(self._supervise(lane)) for lane in self._lanes]
         self._aux.append(asyncio.create_task(self._saver()))
 
     @staticmethod
@@ -277,12 +301,23 @@ class Download:
         self._closing = True
         self._complete.set()
         self.scheduler.wake_all()
-        tasks = [*self._workers, *self._aux, *self._probes]
+        tasks = [*self._supervisors, *self._aux, *self._probes]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._workers.clear()
+        self._supervisors.clear()
         self._aux.clear()
+        for lane in self._lanes:
+            conn = lane.detach()
+            if conn is None:
+                continue
+            if lane.inflight:
+                conn.close()  # replies still coming: nobody could take it over
+            else:
+                self.line.park(conn)  # logged in and idle: warm for the next download
+        self.line.detach(self, self._lanes)
+        if self._own_line:
+            await self.line.close()
         for f in self.files:
             if f.writer is not None:
                 f.writer.close()
@@ -398,11 +433,14 @@ class Download:
                 self._complete.clear()
         held = self.scheduler.want(wanted)
         released = False
+        self._readers += 1
+        self._watched_until = time.monotonic() + WATCHED_FOR
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
+                self._readers -= 1
                 self.scheduler.release(held)
 
         return release
@@ -430,6 +468,7 @@ class Download:
         while not f.ranges.contains(start, end):
             self._raise_if_stopped()
             release = self.prioritise(index, start, end, readahead)
+            self._expedite(index, start, end)
             try:
                 # The segment estimate may be off before sizes are known: re-check when
                 # anything of this file lands, not only when the whole range does.
@@ -448,119 +487,223 @@ class Download:
             finally:
                 release()
 
-    # -- workers -----------------------------------------------------------------
-    async def _worker(self, spec: ServerSpec, slot: int) -> None:
-        name = spec.name
-        conn: NntpConnection | None = None
-        inflight: deque[tuple[SegmentTask, asyncio.Future[sabctools.NNTPResponse]]] = deque()
-        backoff = BACKOFF_START
+    # -- lanes: connections and what they send ------------------------------------
+    def priority(self) -> tuple[int, int]:
+        """For the line: readers waiting first, then downloads being watched, then the
+        others in the order they started."""
+        if self._readers:
+            return (0, self._order)
+        if time.monotonic() < self._watched_until:
+            return (1, self._order)
+        return (2, self._order)
+
+    def fill(self) -> None:
+        """Send what the line's budget allows, each request on the least loaded lane."""
+        if self._closing or self._fatal is not None:
+            return
+        line = self.line
+        budget = line.budget()
+        lanes = [lane for lane in self._lanes if lane.room and lane.ready]
+        if not lanes:
+            return
+        dry: set[str] = set()  # servers with nothing queued for them
+        room = sum(lane.spec.pipelining - len(lane.inflight) for lane in lanes)
+        if line.expected + room * self._article < budget:
+            # A fast line: the budget cannot bind, so fill every connection as it comes.
+            for lane in lanes:
+                name = lane.spec.name
+                while lane.room and name not in dry:
+                    task = self.scheduler.pop(name)
+                    if task is None:
+                        dry.add(name)
+                    else:
+                        self._send(lane, task)
+            return
+        # No lane takes more than its share while others could (at the start, the first
+        # connection up would take the whole budget).
+        share = max(budget / len(self._lanes), self._article)
+        while lanes:
+            outstanding = line.outstanding()
+            if outstanding >= budget:
+                line.wake_after(outstanding - budget + 1)  # look again once they arrived
+                return
+            lane = min(lanes, key=lambda lane: lane.outstanding)
+            if lane.outstanding >= share:
+                line.wake_after(lane.outstanding - share + 1)
+                return
+            name = lane.spec.name
+            task = None if name in dry else self.scheduler.pop(name)
+            if task is None:
+                dry.add(name)
+                lanes = [other for other in lanes if other.spec.name != name]
+                continue
+            self._send(lane, task)
+            if not lane.room or not lane.ready:
+                lanes.remove(lane)
+
+    def _send(self, lane: Lane, task: SegmentTask, *, blocking: bool = False) -> None:
+        f = self.files[task.file_index]
         try:
-            # Workers outlive a pass: a reader or a repair may add work after completion.
-            while not self._closing and not self.scheduler.is_disabled(name):
-                task = self.scheduler.pop(name) if len(inflight) < spec.pipelining else None
-                if task is None:
-                    if inflight:
-                        assert conn is not None
-                        if not await self._settle(spec, conn, inflight):
-                            conn = None
-                            await asyncio.sleep(backoff)
-                            backoff = min(BACKOFF_MAX, backoff * 2)
-                        else:
-                            backoff = BACKOFF_START
-                        continue
-                    try:
-                        await asyncio.wait_for(self.scheduler.wait_for_work(name), IDLE_CLOSE)
-                    except TimeoutError:
-                        if conn is not None:
-                            await conn.quit()
-                            self._live.discard(conn)
-                            conn = None
+            if f.writer is None:
+                f.writer = sabctools.FileWriter(f.path)
+        except OSError as exc:
+            self.scheduler.retry_later(task)
+            self._fail(DownloadError(f"cannot write {f.path}: {exc.strerror or exc}"))
+            return
+        req = lane.send(task, f.writer, blocking=blocking)
+        req.fut.add_done_callback(functools.partial(self._replied, lane, req))
+
+    def _replied(
+        self, lane: Lane, req: Request, fut: asyncio.Future[sabctools.NNTPResponse]
+    ) -> None:
+        """A reply arrived (or its connection died): book it, then send more."""
+        response = None if fut.cancelled() or fut.exception() is not None else fut.result()
+        lane.finished(req, response)
+        if self._closing or self._fatal is not None:
+            return
+        task = req.task
+        if response is None:
+            self._connection_failed(lane, task)
+            return
+        try:
+            self._handle(lane.spec, task, response)
+        except Exception as exc:  # a bug or the disk: stop the whole download, loudly
+            log.exception("download failed handling a reply")
+            self._fail(exc)
+            return
+        lane.backoff = BACKOFF_START
+        self.line.refill()
+
+    def _connection_failed(self, lane: Lane, task: SegmentTask) -> None:
+        """A request lost with its connection goes back to the queue (and counts as an
+        attempt, unless the line dropped the connection to make way for a reader)."""
+        if task.state is State.IN_FLIGHT:
+            if lane.dropped:
+                self.scheduler.retry_later(task)
+            else:
+                task.attempts += 1
+                if task.attempts >= MAX_TRANSIENT_ATTEMPTS:
+                    self._segment_failed(task, lane.spec.name, "connection lost repeatedly")
+                else:
+                    self.scheduler.retry_later(task)
+        lane.wake.set()
+
+    def _work_queued(self) -> None:
+        """The scheduler queued work: let lanes with room take it (once per loop turn)."""
+        if not self._fill_queued and self._lanes:
+            self._fill_queued = True
+            asyncio.get_running_loop().call_soon(self._fill_now)
+
+    def _fill_now(self) -> None:
+        self._fill_queued = False
+        self.line.refill()
+
+    def _expedite(self, index: int, start: int, end: int) -> None:
+        """Send the segments a reader is blocked on at once, in order on one connection
+        (the least loaded), and make room for them on the line."""
+        pending = [t for t in self.files[index].tasks_for(start, end) if t.state is State.PENDING]
+        if not pending:
+            return
+        lanes = [
+            lane
+            for lane in self._lanes
+            if lane.ready and self.scheduler.can_serve(pending[0], lane.spec.name)
+        ]
+        if not lanes:
+            return  # they lead the queue: the first connection up takes them
+        lane = min(lanes, key=lambda lane: (lane.outstanding, len(lane.inflight)))
+        for task in pending:
+            if self.scheduler.can_serve(task, lane.spec.name):
+                self.scheduler.take(task)
+                self._send(lane, task, blocking=True)
+        self.line.preempt(lane)
+
+    async def _supervise(self, lane: Lane) -> None:
+        """Keep one lane connected while there is work, and watch it: a connection that
+        goes quiet with replies due is closed (its requests are retried), an idle one is
+        handed to the line after IDLE_CLOSE."""
+        spec, name = lane.spec, lane.spec.name
+        loop = asyncio.get_running_loop()
+        tick = max(0.05, min(spec.timeout, IDLE_CLOSE) / 4)
+        try:
+            while (
+                not self._closing and self._fatal is None and not self.scheduler.is_disabled(name)
+            ):
+                conn = lane.conn
+                if conn is not None and not conn.connected:
+                    lane.detach()
+                    if lane.dropped:
+                        lane.dropped = False  # dropped on purpose: back at once
+                    else:
+                        await asyncio.sleep(lane.backoff)
+                        lane.backoff = min(BACKOFF_MAX, lane.backoff * 2)
                     continue
-                if conn is None or not conn.connected:
-                    conn = NntpConnection(spec, slot)
-                    try:
-                        await conn.connect()
-                        self._connect_failures[name] = 0
-                        self._live.add(conn)
-                    except AuthError as exc:
-                        self.scheduler.retry_later(task)
-                        self._give_up_server(spec, str(exc))
-                        return
-                    except NntpError as exc:
-                        conn = None
-                        self.scheduler.retry_later(task)
-                        fails = self._connect_failures.get(name, 0) + 1
-                        self._connect_failures[name] = fails
-                        log.warning("%s: %s (attempt %d)", name, exc, fails)
-                        if fails >= MAX_CONNECT_FAILURES * spec.connections:
-                            self._give_up_server(spec, str(exc))
-                            return
-                        await asyncio.sleep(backoff)
-                        backoff = min(BACKOFF_MAX, backoff * 2)
+                if conn is None:
+                    if not self.scheduler.has_work(name):
+                        await self.scheduler.wait_for_work(name)
                         continue
-                f = self.files[task.file_index]
-                if f.writer is None:
-                    f.writer = sabctools.FileWriter(f.path)
-                inflight.append((task, conn.body(task.segment.message_id, f.writer)))
+                    if not await self._connect(lane):
+                        if self.scheduler.is_disabled(name):
+                            return
+                        await asyncio.sleep(lane.backoff)
+                        lane.backoff = min(BACKOFF_MAX, lane.backoff * 2)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(tick):
+                        await lane.wake.wait()
+                lane.wake.clear()
+                if lane.inflight:
+                    if loop.time() - conn.last_activity >= spec.timeout:
+                        log.warning(
+                            "%s#%d: no data for %g s, reconnecting", name, lane.slot, spec.timeout
+                        )
+                        conn.close()
+                elif time.monotonic() - lane.idle_since >= IDLE_CLOSE:
+                    lane.detach()
+                    self.line.park(conn)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a bug or the disk: stop the whole download, loudly
-            log.exception("download worker failed")
+        except Exception as exc:  # a bug: stop the whole download, loudly
+            log.exception("download connection supervisor failed")
             self._fail(exc)
-        finally:
-            for task, fut in inflight:
-                fut.cancel()
-                if task.state is State.IN_FLIGHT:
-                    self.scheduler.retry_later(task)
-            if conn is not None:
-                conn.close()
-                self._live.discard(conn)
 
-    async def _settle(
-        self,
-        spec: ServerSpec,
-        conn: NntpConnection,
-        inflight: deque[tuple[SegmentTask, asyncio.Future[sabctools.NNTPResponse]]],
-    ) -> bool:
-        """Wait for the oldest reply and act on it; False when the connection died."""
-        task, fut = inflight[0]
-        loop = asyncio.get_running_loop()
-        while True:
+    async def _connect(self, lane: Lane) -> bool:
+        """Attach a warm connection from the line, or open one; False when it failed."""
+        spec, name = lane.spec, lane.spec.name
+        conn = self.line.lease(spec)
+        if conn is None:
+            conn = self.line.connection(spec, lane.slot)
             try:
-                response = await asyncio.wait_for(asyncio.shield(fut), spec.timeout)
-                break
-            except TimeoutError:
-                if loop.time() - conn.last_activity < spec.timeout:
-                    continue  # slow but moving
-                log.warning(
-                    "%s#%d: no data for %g s, reconnecting", spec.name, conn.number, spec.timeout
-                )
+                await conn.connect()
+            except asyncio.CancelledError:
                 conn.close()
-            except NntpError:
-                pass
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                response = fut.result()
-                break
-            # The connection is gone: everything in flight goes back to the queue.
-            for t, f in inflight:
-                if not f.done():
-                    f.cancel()
-                t.attempts += 1
-                if t.attempts >= MAX_TRANSIENT_ATTEMPTS:
-                    self._segment_failed(t, spec.name, "connection lost repeatedly")
-                else:
-                    self.scheduler.retry_later(t)
-            inflight.clear()
-            conn.close()
-            self._live.discard(conn)
-            return False
-        inflight.popleft()
-        self._handle(spec, task, response)
+                raise
+            except AuthError as exc:
+                self._give_up_server(spec, str(exc))
+                return False
+            except NntpError as exc:
+                self.line.stats_for(spec).errors += 1
+                fails = self._connect_failures.get(name, 0) + 1
+                self._connect_failures[name] = fails
+                log.warning("%s: %s (attempt %d)", name, exc, fails)
+                if fails >= MAX_CONNECT_FAILURES * spec.connections:
+                    self._give_up_server(spec, str(exc))
+                return False
+        if self._closing:
+            self.line.park(conn)
+            return True
+        self._connect_failures[name] = 0
+        conn.on_lost = lane.wake.set
+        lane.attach(conn)
+        self.line.refill()
         return True
 
     def _handle(self, spec: ServerSpec, task: SegmentTask, r: sabctools.NNTPResponse) -> None:
         code = r.status_code
         f = self.files[task.file_index]
+        stats = self.line.stats_for(spec)
+        if task.state is not State.IN_FLIGHT:
+            return  # answered already (a copy requested elsewhere came first)
         if code == 222:
             if r.sink_failed:
                 err = r.sink_error
@@ -572,14 +715,20 @@ class Download:
             if good and r.part_end > r.file_size:
                 good = False
             if not good:
+                stats.errors += 1
                 self._segment_failed(task, spec.name, "corrupt article (CRC mismatch)")
                 return
+            stats.articles += 1
+            stats.bytes += r.bytes_decoded
             self._segment_done(f, task, r)
             return
         kind = reply_class(code)
         if kind is ArticleMissing:
+            stats.missing += 1
             self._segment_failed(task, spec.name, "missing")
-        elif kind is AuthError:
+            return
+        stats.errors += 1
+        if kind is AuthError:
             self.scheduler.retry_later(task)
             self._give_up_server(spec, f"{spec.name} wants a login: {r.message}")
         elif kind is TemporaryError:
@@ -658,6 +807,8 @@ class Download:
             self._fatal = exc
         self._complete.set()
         self.scheduler.wake_all()
+        for lane in self._lanes:
+            lane.wake.set()
         for f in self.files:
             f.ranges.cancel_waiters(exc)
 
@@ -674,7 +825,7 @@ class Download:
     @property
     def connections(self) -> int:
         """Connections open now."""
-        return sum(1 for c in self._live if c.connected)
+        return sum(1 for lane in self._lanes if lane.ready)
 
     def rate(self) -> float:
         """Bytes per second over the last few seconds (call it periodically)."""
