@@ -670,25 +670,19 @@ class Download:
     async def _connect(self, lane: Lane) -> bool:
         """Attach a warm connection from the line, or open one; False when it failed."""
         spec, name = lane.spec, lane.spec.name
-        conn = self.line.lease(spec)
-        if conn is None:
-            conn = self.line.connection(spec, lane.slot)
-            try:
-                await conn.connect()
-            except asyncio.CancelledError:
-                conn.close()
-                raise
-            except AuthError as exc:
+        try:
+            conn = await self.line.acquire(spec, lane.slot)
+        except AuthError as exc:
+            self._give_up_server(spec, str(exc))
+            return False
+        except NntpError as exc:
+            self.line.stats_for(spec).errors += 1
+            fails = self._connect_failures.get(name, 0) + 1
+            self._connect_failures[name] = fails
+            log.warning("%s: %s (attempt %d)", name, exc, fails)
+            if fails >= MAX_CONNECT_FAILURES * spec.connections:
                 self._give_up_server(spec, str(exc))
-                return False
-            except NntpError as exc:
-                self.line.stats_for(spec).errors += 1
-                fails = self._connect_failures.get(name, 0) + 1
-                self._connect_failures[name] = fails
-                log.warning("%s: %s (attempt %d)", name, exc, fails)
-                if fails >= MAX_CONNECT_FAILURES * spec.connections:
-                    self._give_up_server(spec, str(exc))
-                return False
+            return False
         if self._closing:
             self.line.park(conn)
             return True

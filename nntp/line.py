@@ -181,7 +181,6 @@ class Lane:
         self.conn = conn
         self.dropped = False
         self._mark = conn.received
-        self.line.stats_for(self.spec).connects += 1
 
     def detach(self) -> NntpConnection | None:
         conn, self.conn = self.conn, None
@@ -261,6 +260,7 @@ class Line:
         self._users: list[LineUser] = []
         self._pool: dict[ServerKey, list[tuple[NntpConnection, float]]] = {}
         self._opening: dict[ServerKey, int] = {}
+        self._parked = asyncio.Event()  # a warm connection was parked (or failed to open)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.meter.on_alarm = self.refill
@@ -392,12 +392,36 @@ class Line:
             conn.close()
         return None
 
+    async def acquire(self, spec: ServerSpec, number: int) -> NntpConnection:
+        """A logged-in connection to ``spec``'s server: a warm one, one being warmed (wait
+        for it rather than open one more than the server allows), or a new one."""
+        key = self.key(spec)
+        while True:
+            conn = self.lease(spec)
+            if conn is not None:
+                return conn
+            if not self._opening.get(key):
+                break
+            self._parked.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(spec.timeout):
+                    await self._parked.wait()
+        conn = self.connection(spec, number)
+        try:
+            await conn.connect()
+        except BaseException:
+            conn.close()
+            raise
+        self.stats_for(spec).connects += 1
+        return conn
+
     def park(self, conn: NntpConnection) -> None:
         """Keep an idle connection for the next download (closed after ``keep_warm``)."""
         if self._closed or not conn.connected or conn.in_flight or self.keep_warm <= 0:
             conn.close()
             return
         self._pool.setdefault(self.key(conn.spec), []).append((conn, time.monotonic()))
+        self._parked.set()
         self._spawn(self._expire(conn))
 
     def parked(self, spec: ServerSpec) -> int:
@@ -430,6 +454,7 @@ class Line:
             raise
         finally:
             self._opening[key] -= 1
+            self._parked.set()  # whoever waits for it must look again
         self.stats_for(spec).connects += 1
         self.park(conn)
 

@@ -132,6 +132,20 @@ async def test_auto_mode_moves_on_when_articles_are_missing(world: World) -> Non
     assert (job["status"], job["attempt"], job["error_message"]) == ("ready", 2, None)
 
 
+async def test_auto_mode_skips_a_release_whose_articles_are_gone(world: World) -> None:
+    gone = world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE")
+    world.nntp.missing.update(a.message_id for a in gone)  # taken down
+    world.post("The.Matrix.1999.720p.BluRay.x264-SiNNERS")
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    job = await until(world.client, body["job_id"], lambda j: j["status"] == "ready")
+    assert job["release_title"] == "The.Matrix.1999.720p.BluRay.x264-SiNNERS"
+    # Found out by asking (STAT), not by downloading: no BODY of the gone release was sent.
+    asked = {line.split()[0] for _, line in world.nntp.commands if gone[0].message_id in line}
+    assert asked == {"STAT"}, asked
+    assert job["attempt"] == 2
+
+
 async def test_auto_mode_gives_up_after_three_releases(world: World) -> None:
     for r in MATRIX_RELEASES[:3]:
         arts = world.post(r.title)

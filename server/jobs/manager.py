@@ -24,6 +24,8 @@ from nntp.connection import ServerSpec
 from nntp.download import Download, DownloadError
 from nntp.errors import NntpError
 from nntp.fetch import FetchOutcome, finish_download
+from nntp.health import check_release
+from nntp.line import Line
 from nntp.media import MediaView
 from nntp.nzb import Nzb, NzbError, parse_nzb
 from server.config.settings import Settings
@@ -85,6 +87,9 @@ class JobManager:
         self.root = settings.downloads.dir
         self.clock = clock
         self._slots = asyncio.Semaphore(max(1, settings.downloads.max_active))
+        # The household's line: every job's download shares its budget (the job being
+        # watched first) and its warm connections.
+        self.line = Line()
         self._live: dict[str, _Live] = {}
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
@@ -110,6 +115,7 @@ class JobManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.line.close()
 
     async def reap_expired(self) -> list[str]:
         """Delete jobs whose retention ran out; returns their ids."""
@@ -373,6 +379,7 @@ class JobManager:
         job = await self.get(job_id)
         folder = Path(job.dir)
         if job.status == Status.QUEUED and not (folder / NZB_FILE).exists():
+            self.line.warm(self.servers)  # logged in by the time the search is over
             job = await self._choose_release(job)
             if job.status == Status.ERROR:
                 return True
@@ -384,6 +391,12 @@ class JobManager:
             return await self._give_up_release(
                 job, live, f"the indexer's NZB is not usable: {exc}", Failure.INDEXER
             )
+        if job.status == Status.QUEUED and job.mode == Mode.AUTO:
+            health = await check_release(nzb, self.servers, self.line)
+            if health.hopeless:
+                return await self._give_up_release(
+                    job, live, f"its articles are gone ({health.describe()})", Failure.USENET
+                )
         if job.status == Status.QUEUED:
             job = self._changed(await self.store.jobs.start_download(job_id))
             await self.store.events.add(job_id, "downloading", "download started")
@@ -485,7 +498,7 @@ class JobManager:
         return False
 
     async def _download(self, job: Job, nzb: Nzb, files_dir: Path, live: _Live) -> FetchOutcome:
-        dl = Download(nzb, files_dir, self.servers)
+        dl = Download(nzb, files_dir, self.servers, line=self.line)
         await dl.start()
         live.download = dl
         finder = asyncio.create_task(self._find_media(job.job_id, dl, live))
