@@ -502,6 +502,8 @@ class Download:
         if self._closing or self._fatal is not None:
             return
         line = self.line
+        if line.blocking:
+            return  # a reader is blocked: its article has the line (sent again once it is in)
         budget = line.budget()
         lanes = [lane for lane in self._lanes if lane.room and lane.ready]
         if not lanes:
@@ -599,24 +601,38 @@ class Download:
         self.line.refill()
 
     def _expedite(self, index: int, start: int, end: int) -> None:
-        """Send the segments a reader is blocked on at once, in order on one connection
-        (the least loaded), and make room for them on the line."""
-        pending = [t for t in self.files[index].tasks_for(start, end) if t.state is State.PENDING]
-        if not pending:
+        """A reader is blocked on [start, end): send its segments at once, in order on one
+        connection (the least loaded), hold everything else back until they are in, and
+        make room for them on the line."""
+        wanted = [
+            t
+            for t in self.files[index].tasks_for(start, end)
+            if t.state in (State.PENDING, State.IN_FLIGHT)
+        ]
+        if not wanted:
             return
+        newly = False
+        ids = {id(t) for t in wanted}
+        for lane in self._lanes:
+            for req in lane.inflight:
+                if id(req.task) in ids and not req.blocking:
+                    lane.make_blocking(req)  # sent already (as read-ahead, say)
+                    newly = True
+        pending = [t for t in wanted if t.state is State.PENDING]
         lanes = [
             lane
             for lane in self._lanes
-            if lane.ready and self.scheduler.can_serve(pending[0], lane.spec.name)
+            if pending and lane.ready and self.scheduler.can_serve(pending[0], lane.spec.name)
         ]
-        if not lanes:
-            return  # they lead the queue: the first connection up takes them
-        lane = min(lanes, key=lambda lane: (lane.outstanding, len(lane.inflight)))
-        for task in pending:
-            if self.scheduler.can_serve(task, lane.spec.name):
-                self.scheduler.take(task)
-                self._send(lane, task, blocking=True)
-        self.line.preempt(lane)
+        if lanes:  # else they lead the queue: the first connection up takes them
+            lane = min(lanes, key=lambda lane: (lane.outstanding, len(lane.inflight)))
+            for task in pending:
+                if self.scheduler.can_serve(task, lane.spec.name):
+                    self.scheduler.take(task)
+                    self._send(lane, task, blocking=True)
+                    newly = True
+        if newly:
+            self.line.preempt()
 
     async def _supervise(self, lane: Lane) -> None:
         """Keep one lane connected while there is work, and watch it: a connection that

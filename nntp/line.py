@@ -208,7 +208,15 @@ class Lane:
         self.inflight.append(req)
         self.expected += expected
         self.line.expected += expected
+        if blocking:
+            self.line.blocking += 1
         return req
+
+    def make_blocking(self, req: Request) -> None:
+        """A reader now waits for a request already in flight."""
+        if not req.blocking:
+            req.blocking = True
+            self.line.blocking += 1
 
     def finished(self, req: Request, response: sabctools.NNTPResponse | None) -> None:
         """Book a reply (None: the request failed with its connection)."""
@@ -218,6 +226,8 @@ class Lane:
             return
         self.expected -= req.expected
         self.line.expected -= req.expected
+        if req.blocking:
+            self.line.blocking -= 1
         now = time.monotonic()
         if response is not None:
             self._mark += response.bytes_read
@@ -252,6 +262,7 @@ class Line:
         self.keep_warm = keep_warm
         self.meter = Meter()  # every byte read on any connection of this line
         self.expected = 0  # bytes of all replies in flight, as the NZBs weigh them
+        self.blocking = 0  # requests in flight that a reader is blocked on
         self.lanes: list[Lane] = []
         self.preemptions = 0  # connections dropped to make way for a blocking read
         self.stats: dict[str, ServerStats] = {}
@@ -345,9 +356,10 @@ class Line:
         for user in users:
             user.fill()
 
-    def preempt(self, keep: Lane) -> int:
-        """Drop connections until what is in flight beside ``keep`` (which carries a
-        blocking read) drains within ``preempt_delay``; returns how many were dropped."""
+    def preempt(self) -> int:
+        """Drop connections until what is in flight beside the blocking reads drains within
+        ``preempt_delay``; returns how many were dropped. (While a blocking read is in
+        flight nothing else is sent: see ``admits``.)"""
         rate = self.rate()
         if rate is None:
             return 0
@@ -355,7 +367,7 @@ class Line:
         others = [
             lane
             for lane in self.lanes
-            if lane is not keep and lane.inflight and not any(r.blocking for r in lane.inflight)
+            if lane.inflight and not any(r.blocking for r in lane.inflight)
         ]
         ahead = sum(lane.outstanding for lane in others)
         if ahead <= allowed:

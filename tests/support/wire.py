@@ -467,7 +467,16 @@ async def _serve(upstream: tuple[str, int], host: str, port: int, shape: Shape) 
     async with WireProxy(*upstream, host=host, port=port, shape=shape) as proxy:
         started = time.monotonic()
         print(
-            json.dumps({"host": proxy.host, "port": proxy.port, "line": shape.describe()}),
+            json.dumps(
+                {
+                    "host": proxy.host,
+                    "port": proxy.port,
+                    "line": shape.describe(),
+                    "rtt": shape.rtt,
+                    "rate": shape.rate,
+                    "per_connection": shape.per_connection,
+                }
+            ),
             flush=True,
         )
         await stop.wait()
