@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 import os
@@ -309,12 +308,13 @@ class Download:
         self._aux.clear()
         for lane in self._lanes:
             conn = lane.detach()
-            if conn is None:
-                continue
-            if lane.inflight:
-                conn.close()  # replies still coming: nobody could take it over
-            else:
-                self.line.park(conn)  # logged in and idle: warm for the next download
+            if conn is not None:
+                if lane.inflight:
+                    conn.close()  # replies still coming: nobody could take it over
+                else:
+                    self.line.park(conn)  # logged in and idle: warm for the next download
+            for req in list(lane.inflight):
+                lane.finished(req, None)  # off the line's books
         self.line.detach(self, self._lanes)
         if self._own_line:
             await self.line.close()
@@ -552,13 +552,15 @@ class Download:
             self.scheduler.retry_later(task)
             self._fail(DownloadError(f"cannot write {f.path}: {exc.strerror or exc}"))
             return
-        req = lane.send(task, f.writer, blocking=blocking)
-        req.fut.add_done_callback(functools.partial(self._replied, lane, req))
+        lane.send(task, f.writer, blocking=blocking)
+        if len(lane.inflight) == 1:
+            lane.wake.set()  # its supervisor waits for the reply
 
     def _replied(
         self, lane: Lane, req: Request, fut: asyncio.Future[sabctools.NNTPResponse]
     ) -> None:
-        """A reply arrived (or its connection died): book it, then send more."""
+        """A reply arrived (or its connection died): book it, then send more. Replies of a
+        lane come here in order, from its supervisor."""
         response = None if fut.cancelled() or fut.exception() is not None else fut.result()
         lane.finished(req, response)
         if self._closing or self._fatal is not None:
@@ -635,9 +637,13 @@ class Download:
             self.line.preempt()
 
     async def _supervise(self, lane: Lane) -> None:
-        """Keep one lane connected while there is work, and watch it: a connection that
-        goes quiet with replies due is closed (its requests are retried), an idle one is
-        handed to the line after IDLE_CLOSE."""
+        """One lane's life: take its replies in order (``_replied`` books each and sends
+        more), keep it connected while there is work, close it when it goes quiet with
+        replies due (they are retried), hand it to the line when idle for IDLE_CLOSE.
+
+        Replies are awaited here rather than handled in the futures' callbacks: on
+        loopback that rhythm lets the loop read more often, and the engine runs ~20 %
+        faster with it (bench/download.py)."""
         spec, name = lane.spec, lane.spec.name
         loop = asyncio.get_running_loop()
         tick = max(0.05, min(spec.timeout, IDLE_CLOSE) / 4)
@@ -646,6 +652,27 @@ class Download:
                 not self._closing and self._fatal is None and not self.scheduler.is_disabled(name)
             ):
                 conn = lane.conn
+                if lane.inflight:
+                    req = lane.inflight[0]
+                    # Awaited even when done: the turn of the loop lets it read sockets
+                    # between replies, which keeps the servers' replies flowing.
+                    try:
+                        await asyncio.wait_for(asyncio.shield(req.fut), tick)
+                    except TimeoutError:
+                        quiet = loop.time() - (conn.last_activity if conn else 0.0)
+                        if conn is not None and quiet >= spec.timeout:
+                            log.warning(
+                                "%s#%d: no data for %g s, reconnecting",
+                                name,
+                                lane.slot,
+                                spec.timeout,
+                            )
+                            conn.close()
+                        continue
+                    except NntpError:
+                        pass  # the connection is gone: _replied retries the request
+                    self._replied(lane, req, req.fut)
+                    continue
                 if conn is not None and not conn.connected:
                     lane.detach()
                     if lane.dropped:
@@ -668,13 +695,7 @@ class Download:
                     async with asyncio.timeout(tick):
                         await lane.wake.wait()
                 lane.wake.clear()
-                if lane.inflight:
-                    if loop.time() - conn.last_activity >= spec.timeout:
-                        log.warning(
-                            "%s#%d: no data for %g s, reconnecting", name, lane.slot, spec.timeout
-                        )
-                        conn.close()
-                elif time.monotonic() - lane.idle_since >= IDLE_CLOSE:
+                if not lane.inflight and time.monotonic() - lane.idle_since >= IDLE_CLOSE:
                     lane.detach()
                     self.line.park(conn)
         except asyncio.CancelledError:

@@ -18,11 +18,13 @@ import os
 from pathlib import Path
 
 import pytest
+from sabctools import FileWriter
 
 from nntp.connection import ServerSpec
 from nntp.download import Download
-from nntp.line import PREEMPT_DELAY, Line
+from nntp.line import GAIN, PREEMPT_DELAY, TARGET_DELAY, Lane, Line, Request
 from nntp.nzb import Nzb, parse_nzb
+from nntp.scheduler import SegmentTask
 from tests.support.inn2 import Inn2Server
 from tests.support.poster import post_file
 from tests.support.wire import Shape, WireProxy, mbit
@@ -89,32 +91,30 @@ async def test_a_far_read_waits_for_one_article_not_for_the_pipelines(
 
 
 async def test_in_flight_stays_within_what_the_line_delivers_in_a_short_time(
-    inn2: Inn2Server, tmp_path: Path
+    inn2: Inn2Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     nzb = await post_random(inn2, tmp_path / "film.mkv", SIZE // 2)
-    article = wire_size(nzb)
+    line = Line()
+    sends: list[tuple[int, float]] = []  # (outstanding, budget) as each request went out
+    send = Lane.send
+
+    def spy(lane: Lane, task: SegmentTask, sink: FileWriter | None, *, blocking: bool) -> Request:
+        if lane.line is line and line.rate() is not None:  # measured: the line's own budget
+            sends.append((line.outstanding(), line.budget()))
+        return send(lane, task, sink, blocking=blocking)
+
+    monkeypatch.setattr(Lane, "send", spy)
     async with WireProxy(inn2.host, inn2.port, shape=LINE) as proxy:
-        line = Line()
-        most = 0
-
-        async def sample() -> None:
-            nonlocal most
-            while True:
-                await asyncio.sleep(0.005)
-                if line.rate() is not None:  # measured: the budget is the line's own now
-                    most = max(most, line.outstanding() - int(line.budget()))
-
         servers = [through(proxy, connections=4)]
         async with Download(nzb, tmp_path / "out", servers, line=line) as dl:
-            sampler = asyncio.create_task(sample())
-            try:
-                assert (await dl.wait()).complete
-            finally:
-                sampler.cancel()
+            assert (await dl.wait()).complete
         await line.close()
-        # A request goes out while what is outstanding is under the budget: it may overshoot
-        # by one article, never by a pipeline (4 x 8 articles here).
-        assert most <= article
+    assert len(sends) > len(nzb.files[0].segments) // 2
+    # A request goes out only while what is outstanding is under the budget...
+    assert all(outstanding < budget for outstanding, budget in sends)
+    # ... and the budget is what the line delivers in a round trip and TARGET_DELAY (with
+    # the gain that finds a faster line), not 4 connections x 8 pipelined articles.
+    assert max(budget for _, budget in sends) <= 1.2 * GAIN * RATE * (LINE.rtt + TARGET_DELAY)
 
 
 async def test_a_watched_job_takes_the_line_from_another(inn2: Inn2Server, tmp_path: Path) -> None:
