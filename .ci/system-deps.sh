@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Matinee's tests and benchmarks use: the real peers
-# (INN2, par2, ffmpeg, unar/7z, NZBGet, nginx, wrk). Idempotent; a no-op when all are present.
+# (INN2, par2, ffmpeg, unar/7z, NZBGet, nginx, wrk; unrar-free for SABnzbd). Idempotent; a
+# no-op when all are present.
 set -euo pipefail
 
-packages=(inn2 par2 ffmpeg unar p7zip-full nzbget nginx-light wrk chromium fonts-dejavu-core python3-venv ca-certificates openssl)
+# unrar-free: SABnzbd (bench/line.py) will not download without an `unrar` on PATH.
+packages=(inn2 par2 ffmpeg unar p7zip-full nzbget nginx-light wrk chromium fonts-dejavu-core python3-venv ca-certificates openssl unrar-free)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

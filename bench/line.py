@@ -39,12 +39,15 @@ the line is the limit; first MiB <= 1.0 s on cable; first byte median <= 2 x RTT
 seek on slow with a film at 40 % of the line <= 1.5 s. They are reported, not asserted: the
 exit status is non-zero only when a download was incomplete or a range held wrong bytes.
 
-    .venv/bin/python bench/line.py [--quick] [--profiles fibre,cable,slow,tls]
-        [--connections 8,30] [--size-mb 2048] [--runs 1] [--baseline-exe PATH]
+    .venv/bin/python bench/line.py [--quick] [--profiles loopback,fibre,cable,slow,tls]
+        [--connections 8,30] [--size-mb 2048] [--runs 1] [--loopback-runs 3]
+        [--baseline-exe PATH] [--baseline-profiles loopback] [--latency-tools matinee]
 
-`--quick` (a few minutes): 512 MiB, 8 connections, downloads on fibre and cable only,
-three ranges and three seeks per profile. `--baseline-exe` adds another `matinee` (say, the
-engine before this change) as one more tool, downloads and ranges.
+Profile `loopback` (not in `--quick`) downloads straight from INN2, no proxy: the engine's
+own speed beside the peers'. `--quick` (a few minutes): 512 MiB, 8 connections, downloads on
+fibre and cable only, three ranges and three seeks per profile. `--baseline-exe` adds
+another `matinee` (say, the engine before this change) as a tool: its downloads on
+`--baseline-profiles`, its ranges and seeks where `--latency-tools` names it.
 """
 
 from __future__ import annotations
@@ -108,8 +111,9 @@ FRONTIER_MARGIN = 48 * MIB  # ranges this close above the download's frontier ar
 OTHER_HEAD_START = 2.0  # seconds the other job downloads alone
 PEER_TOOLS = ("nzbget", "sabnzbd")
 
-# profile name -> (the proxy's line, TLS)
+# profile name -> (the proxy's line, TLS); loopback: no proxy, downloads only
 PROFILES: dict[str, tuple[str, bool]] = {
+    "loopback": ("", False),
     "fibre": ("fibre", False),
     "cable": ("cable", False),
     "slow": ("slow", False),
@@ -178,6 +182,17 @@ class LineProxy:
             stop_process(proc, timeout=5, group=True)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+class DirectLine(LineProxy):
+    """No proxy at all: the tools talk to INN2 on loopback (the engine's own speed)."""
+
+    def start(self) -> LineProxy:
+        self.info = {"port": self.upstream_port, "rtt": 0.0, "rate": None, "line": "loopback"}
+        return self
+
+    def stop(self) -> None:
+        pass
 
 
 # -- SABnzbd ------------------------------------------------------------------------------
@@ -668,7 +683,10 @@ def med(values: list[float]) -> float | None:
 
 
 def fmt(value: float | None, spec: str = ".3f", unit: str = " s") -> str:
-    return "n/a" if value is None else f"{value:{spec}}{unit}"
+    if value is None:
+        width = "".join(c for c in spec.split(".")[0] if c.isdigit())
+        return f"{'n/a':>{width or 0}}"
+    return f"{value:{spec}}{unit}"
 
 
 def targets(profile: str, proxy: LineProxy) -> dict[str, float]:
@@ -745,7 +763,8 @@ def report_profile(
 
 
 def parse_list(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
+    """Comma-separated names; "none" for none."""
+    return [s.strip() for s in text.split(",") if s.strip() and s.strip() != "none"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -755,16 +774,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=parse_list, default=None)
     parser.add_argument("--size-mb", type=int, default=None, help="the post, MiB")
     parser.add_argument("--runs", type=int, default=1, help="downloads per tool and setting")
+    parser.add_argument("--loopback-runs", type=int, default=3, help="the same on loopback")
+    parser.add_argument("--baseline-profiles", type=parse_list, default=["loopback"])
     parser.add_argument("--download-profiles", type=parse_list, default=None)
     parser.add_argument("--no-peers", action="store_true", help="Matinee alone")
+    parser.add_argument("--no-proxy-check", action="store_true")
     parser.add_argument("--baseline-exe", default=None, help="another matinee, as one more tool")
+    parser.add_argument(
+        "--latency-tools", type=parse_list, default=None, help="matinee and/or matinee-before"
+    )
     parser.add_argument("--tmp", default=None, help="where to make the temp dir")
     args = parser.parse_args(argv)
     quick = args.quick
-    profiles = args.profiles or list(PROFILES)
+    profiles = args.profiles or [p for p in PROFILES if p != "loopback" or not quick]
     connections = [int(n) for n in (args.connections or (["8"] if quick else ["8", "30"]))]
     size_mb = args.size_mb or (512 if quick else 2048)
-    downloads_on = args.download_profiles or (["fibre", "cable"] if quick else profiles)
+    downloads_on = args.download_profiles
+    if downloads_on is None:
+        downloads_on = ["fibre", "cable"] if quick else profiles
     count = 3 if quick else 5
     unknown = [p for p in profiles if p not in PROFILES]
     if unknown:
@@ -774,6 +801,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline_exe:
         exes["matinee-before"] = args.baseline_exe
         tools.append("matinee-before")
+    latency_tools = set(exes if args.latency_tools is None else args.latency_tools)
     if "nzbget" in tools and not Path(NZBGET).exists():
         parser.error(f"{NZBGET} is missing (apt-get install nzbget)")
 
@@ -792,25 +820,34 @@ def main(argv: list[str] | None = None) -> int:
                 other_source = Source(size_mb * MIB)
                 film = post_source(inn2, tmp, film_source, "Line.Bench.Film.2026.1080p.mkv")
                 other = post_source(inn2, tmp, other_source, "Line.Bench.Other.2026.1080p.mkv")
-                results["proxy"] = proxy_check(tmp, inn2, film, 1 if quick else 2)
+                if not args.no_proxy_check:
+                    results["proxy"] = proxy_check(tmp, inn2, film, 1 if quick else 2)
                 for profile in profiles:
                     line, tls = PROFILES[profile]
                     port = int(inn2.info["tls_port"]) if tls else inn2.port
-                    proxy = LineProxy(tmp, port, line).start()
+                    kind = DirectLine if profile == "loopback" else LineProxy
+                    proxy = kind(tmp, port, line).start()
                     setup = Setup(profile, proxy, tls, str(inn2.info["cafile"]))
                     log(f"{profile}: {proxy.info['line']}{' over TLS' if tls else ''}")
                     try:
                         runs: list[Run] = []
                         if profile in downloads_on:
+                            here = [
+                                t
+                                for t in tools
+                                if t != "matinee-before" or profile in args.baseline_profiles
+                            ]
+                            times = args.loopback_runs if profile == "loopback" else args.runs
                             for n in connections:
                                 runs += download_runs(
-                                    setup, n, film, tmp, args.runs, tools, exes, inn2, sab_python
+                                    setup, n, film, tmp, times, here, exes, inn2, sab_python
                                 )
                         lats = [
                             serve_latency(
                                 setup, tmp, exe, tool, (film.nzb, film_source), other.nzb, count
                             )
                             for tool, exe in exes.items()
+                            if profile != "loopback" and tool in latency_tools
                         ]
                     finally:
                         proxy.stop()

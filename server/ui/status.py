@@ -171,6 +171,14 @@ async def check_usenet(request: web.Request) -> list[dict[str, Any]]:
             f"Connections: {spec.connections}",
             f"Priority: {spec.priority}",
         ]
+        stats = manager.line.stats.get(spec.name)
+        if stats is not None and (stats.articles or stats.missing or stats.errors):
+            rtt = f", round trip {stats.rtt * 1000:.0f} ms" if stats.rtt is not None else ""
+            details.append(
+                f"Since start-up: {format_size(stats.bytes)} in {stats.articles} articles at "
+                f"{format_size(round(stats.speed_bps))}/s, {stats.missing} missing, "
+                f"{stats.errors} errors{rtt}"
+            )
         if error is None:
             login = " and accepted the login" if spec.username else ""
             lines.append(check(name, "ok", f"Answered{login}.", None, details))
