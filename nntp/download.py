@@ -46,6 +46,7 @@ MAX_CONNECT_FAILURES = 5  # consecutive, per server, before the server is given 
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 IDLE_CLOSE = 30.0  # seconds an idle connection stays with the download (then: the line's)
 WATCHED_FOR = 30.0  # seconds after a reader's last request that a download counts as watched
+BLOCKED_STALL = 2.0  # seconds without a byte on a connection a reader waits on: ask elsewhere
 _ORDER = itertools.count()  # downloads on one line go first come, first served
 # The state file is written after every 1/STATE_SAVE_SHARE of the download's bytes (within
 # the bounds) and at least every STATE_SAVE_INTERVAL: a kill costs at most that much again
@@ -615,11 +616,27 @@ class Download:
             return
         newly = False
         ids = {id(t) for t in wanted}
+        now = time.monotonic()
         for lane in self._lanes:
+            since = 0.0  # when the oldest request of this lane the reader waits for went out
             for req in lane.inflight:
-                if id(req.task) in ids and not req.blocking:
-                    lane.make_blocking(req)  # sent already (as read-ahead, say)
-                    newly = True
+                if id(req.task) in ids:
+                    since = since or req.sent_at
+                    if not req.blocking:
+                        lane.make_blocking(req)  # sent already (as read-ahead, say)
+                        newly = True
+            conn = lane.conn
+            quiet = now - max(since, conn.last_activity) if conn is not None else 0.0
+            if since and conn is not None and conn.connected and quiet >= BLOCKED_STALL:
+                # Head of line: not a byte while a reader waits. Its requests go back to
+                # the queue and out on another connection (or server).
+                log.warning(
+                    "%s#%d: nothing for %g s while a reader waits; asking elsewhere",
+                    lane.spec.name,
+                    lane.slot,
+                    BLOCKED_STALL,
+                )
+                conn.close()
         pending = [t for t in wanted if t.state is State.PENDING]
         lanes = [
             lane
