@@ -1,11 +1,11 @@
 """A download: the files of an NZB fetched over a pool of servers into sparse files.
 
-Each configured connection is a lane (``nntp.line``): a small coroutine keeps it connected
-and watches it, and requests are sent from the replies' callbacks, as many as the line's
-budget allows (at most ``pipelining`` per connection). Decoded bytes go straight to their
-final offset (the decoder's FileWriter sink); a RangeSet per file records what is on
-disk, persisted for resume. Readers may ask for byte ranges, which jump the queue; a read
-that blocks a player is sent at once and makes room for itself on the line.
+Each configured connection is a lane (``nntp.lanes``): it sends as much as the line's
+budget allows (``nntp.line``; at most ``pipelining`` per connection) and hands each reply
+back here. Decoded bytes go straight to their final offset (the decoder's FileWriter
+sink); a RangeSet per file records what is on disk, persisted for resume. Readers may ask
+for byte ranges, which jump the queue; a read that blocks a player is sent at once and
+makes room for itself on the line. The file model is ``nntp.files``.
 
 Which files download is decided by name where names tell (PAR2 volumes wait until a
 repair needs them) and by content where they do not: of a file with a random name only
@@ -21,32 +21,49 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
 
 import sabctools
 
 from nntp.connection import ServerSpec
 from nntp.errors import ArticleMissing, AuthError, NntpError, TemporaryError, reply_class
-from nntp.line import DEFAULT_ARTICLE, Lane, Line, Request
-from nntp.names import names_a_media_part
+from nntp.files import (
+    DownloadError,
+    DownloadResult,
+    FileResult,
+    FileTask,
+    Progress,
+    Selection,
+    default_selection,
+)
+from nntp.lanes import MAX_TRANSIENT_ATTEMPTS, Lanes
+from nntp.line import DEFAULT_ARTICLE, Line
 from nntp.nzb import Nzb, NzbFile
 from nntp.par2 import Par2Kind, par2_kind_in_name, read_par2_kind
 from nntp.rangeset import RangeSet
 from nntp.scheduler import Scheduler, SegmentTask, State
 from nntp.state import DownloadState, FileRecord, StateFile, load_state, nzb_fingerprint
 
+# The file model lives in nntp.files; these names stay importable from here.
+__all__ = [
+    "DEFAULT_READAHEAD",
+    "STATE_FILE",
+    "Download",
+    "DownloadError",
+    "DownloadResult",
+    "FileResult",
+    "FileTask",
+    "Progress",
+    "Selection",
+    "default_selection",
+]
+
 log = logging.getLogger(__name__)
 
 STATE_FILE = ".matinee-download.json"
-MAX_TRANSIENT_ATTEMPTS = 3  # per segment and server, before it counts as failed there
-MAX_CONNECT_FAILURES = 5  # consecutive, per server, before the server is given up
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
-IDLE_CLOSE = 30.0  # seconds an idle connection stays with the download (then: the line's)
 WATCHED_FOR = 30.0  # seconds after a reader's last request that a download counts as watched
-BLOCKED_STALL = 2.0  # seconds without a byte on a connection a reader waits on: ask elsewhere
 _ORDER = itertools.count()  # downloads on one line go first come, first served
 # The state file is written after every 1/STATE_SAVE_SHARE of the download's bytes (within
 # the bounds) and at least every STATE_SAVE_INTERVAL: a kill costs at most that much again
@@ -57,112 +74,6 @@ STATE_SAVE_SHARE = 64
 STATE_SAVE_MIN, STATE_SAVE_MAX = 1 << 20, 64 << 20
 DEFAULT_READAHEAD = 8 * 1024 * 1024
 EDGE_BYTES = 1024 * 1024 + 65536  # a little over the 1 MiB the job waits for at each end
-# yEnc grows data by ~2 % plus headers; used to guess sizes before the first reply.
-YENC_OVERHEAD = 1.03
-
-# What to do with a file at the start: download it, park it until asked for, or fetch its
-# first segment and decide by content ("probe": the name says nothing).
-Selection = Literal["fetch", "park", "probe"]
-
-
-class DownloadError(NntpError):
-    """The download cannot go on (every server refused, the disk failed)."""
-
-
-@dataclass(eq=False)
-class FileTask:
-    index: int
-    nzb_file: NzbFile
-    path: Path
-    tasks: list[SegmentTask]
-    ranges: RangeSet = field(default_factory=RangeSet)
-    size: int | None = None  # from =ybegin size=, once a reply arrived
-    part_size: int | None = None  # decoded bytes of a full (non-last) part
-    selected: bool = True
-    probing: bool = False  # its first segment decides whether it is selected
-    par2: Par2Kind | None = None  # by name, or by content once probed
-    writer: sabctools.FileWriter | None = None
-    failed: set[int] = field(default_factory=set)
-    # NZB sizes summed segment by segment, for estimates before the first reply.
-    _cumulative: list[int] = field(default_factory=list, repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.nzb_file.name
-
-    @property
-    def estimated_size(self) -> int:
-        if self.size is not None:
-            return self.size
-        return int(self.cumulative[-1] / YENC_OVERHEAD)
-
-    @property
-    def cumulative(self) -> list[int]:
-        """NZB sizes summed segment by segment (computed once: files have thousands)."""
-        if len(self._cumulative) != len(self.tasks) + 1:
-            self._cumulative = list(
-                itertools.accumulate((t.segment.bytes for t in self.tasks), initial=0)
-            )
-        return self._cumulative
-
-    @property
-    def complete(self) -> bool:
-        return self.size is not None and self.ranges.contains(0, self.size)
-
-    def offset_of(self, index: int) -> int:
-        """Where segment ``index`` starts (exact for uniform parts, estimated before)."""
-        if self.part_size:
-            return index * self.part_size
-        cumulative = self.cumulative
-        total = cumulative[-1] or 1
-        return int(cumulative[min(index, len(self.tasks))] / total * self.estimated_size)
-
-    def tasks_for(self, start: int, end: int) -> list[SegmentTask]:
-        """The segments that cover [start, end), by estimate; callers loop until served."""
-        n = len(self.tasks)
-        if n == 0 or end <= start:
-            return []
-        if self.part_size:
-            first = min(n - 1, start // self.part_size)
-            last = min(n - 1, (end - 1) // self.part_size)
-        else:
-            first = 0
-            while first + 1 < n and self.offset_of(first + 1) <= start:
-                first += 1
-            last = first
-            while last + 1 < n and self.offset_of(last + 1) < end:
-                last += 1
-        return self.tasks[first : last + 1]
-
-
-@dataclass(frozen=True)
-class FileResult:
-    name: str
-    path: str
-    size: int
-    complete: bool
-    missing_segments: int
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    bytes: int  # decoded bytes fetched in this run (resumed bytes not counted)
-    seconds: float
-    files: tuple[FileResult, ...]
-    missing_segments: int
-    server_errors: dict[str, str]
-
-    @property
-    def complete(self) -> bool:
-        return self.missing_segments == 0 and all(f.complete for f in self.files)
-
-
-@dataclass
-class Progress:
-    bytes_done: int = 0  # on disk, all runs
-    bytes_total: int = 0
-    bytes_this_run: int = 0
-    speed_bps: float = 0.0
 
 
 class Download:
@@ -216,18 +127,26 @@ class Download:
         self._complete = asyncio.Event()
         self._fatal: BaseException | None = None
         self._closing = False
-        self._lanes: list[Lane] = []
-        self._supervisors: list[asyncio.Task[None]] = []
         self._aux: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()
-        self._connect_failures: dict[str, int] = {}
-        self._fill_queued = False
         self._readers = 0  # reader requests holding priority now
         self._watched_until = 0.0
         self._order = next(_ORDER)
         # What an article of this post weighs on the wire (the budget's unit).
-        self._article = max(
-            (seg.bytes for f in nzb.files for seg in f.segments), default=DEFAULT_ARTICLE
+        article = max((seg.bytes for f in nzb.files for seg in f.segments), default=DEFAULT_ARTICLE)
+        self._lanes = Lanes(
+            self.line,
+            self.servers,
+            self.scheduler,
+            self.files,
+            article=article,
+            backoff=(BACKOFF_START, BACKOFF_MAX),
+            priority=self.priority,
+            halted=lambda: self._closing or self._fatal is not None,
+            on_reply=self._handle,
+            on_failed=self._segment_failed,
+            on_give_up=self._give_up_server,
+            on_fatal=self._fail,
         )
         self._state = DownloadState(nzb_fingerprint(nzb))
         self._state_log = StateFile(self.state_file)
@@ -269,15 +188,9 @@ class Download:
         self._update_totals()
         if self._remaining == 0:
             self._complete.set()
-        self._lanes = [
-            Lane(self.line, spec, slot + 1)
-            for spec in self.servers
-            for slot in range(spec.connections)
-        ]
-        for lane in self._lanes:
-            lane.backoff = BACKOFF_START
-        self.line.attach(self, self._lanes)
-        self._supervisors = [asyncio.create_task(self._supervise(lane)) for lane in self._lanes]
+        # Read when it starts (tests shorten them).
+        self._lanes.backoff = (BACKOFF_START, BACKOFF_MAX)
+        self._lanes.start()
         self._aux.append(asyncio.create_task(self._saver()))
 
     @staticmethod
@@ -301,22 +214,12 @@ class Download:
         self._closing = True
         self._complete.set()
         self.scheduler.wake_all()
-        tasks = [*self._supervisors, *self._aux, *self._probes]
+        tasks = [*self._aux, *self._probes]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._supervisors.clear()
         self._aux.clear()
-        for lane in self._lanes:
-            conn = lane.detach()
-            if conn is not None:
-                if lane.inflight:
-                    conn.close()  # replies still coming: nobody could take it over
-                else:
-                    self.line.park(conn)  # logged in and idle: warm for the next download
-            for req in list(lane.inflight):
-                lane.finished(req, None)  # off the line's books
-        self.line.detach(self, self._lanes)
+        await self._lanes.close()
         if self._own_line:
             await self.line.close()
         for f in self.files:
@@ -469,7 +372,7 @@ class Download:
         while not f.ranges.contains(start, end):
             self._raise_if_stopped()
             release = self.prioritise(index, start, end, readahead)
-            self._expedite(index, start, end)
+            self._lanes.expedite(f.tasks_for(start, end))
             try:
                 # The segment estimate may be off before sizes are known: re-check when
                 # anything of this file lands, not only when the whole range does.
@@ -488,7 +391,7 @@ class Download:
             finally:
                 release()
 
-    # -- lanes: connections and what they send ------------------------------------
+    # -- the line ----------------------------------------------------------------
     def priority(self) -> tuple[int, int]:
         """For the line: readers waiting first, then downloads being watched, then the
         others in the order they started."""
@@ -498,254 +401,10 @@ class Download:
             return (1, self._order)
         return (2, self._order)
 
-    def fill(self) -> None:
-        """Send what the line's budget allows, each request on the least loaded lane."""
-        if self._closing or self._fatal is not None:
-            return
-        line = self.line
-        if line.blocking:
-            return  # a reader is blocked: its article has the line (sent again once it is in)
-        budget = line.budget()
-        lanes = [lane for lane in self._lanes if lane.room and lane.ready]
-        if not lanes:
-            return
-        dry: set[str] = set()  # servers with nothing queued for them
-        room = sum(lane.spec.pipelining - len(lane.inflight) for lane in lanes)
-        if line.expected + room * self._article < budget:
-            # A fast line: the budget cannot bind, so fill every connection as it comes.
-            for lane in lanes:
-                name = lane.spec.name
-                while lane.room and name not in dry:
-                    task = self.scheduler.pop(name)
-                    if task is None:
-                        dry.add(name)
-                    else:
-                        self._send(lane, task)
-            return
-        # No lane takes more than its share while others could (at the start, the first
-        # connection up would take the whole budget).
-        share = max(budget / len(self._lanes), self._article)
-        while lanes:
-            outstanding = line.outstanding()
-            if outstanding >= budget:
-                line.wake_after(outstanding - budget + 1)  # look again once they arrived
-                return
-            lane = min(lanes, key=lambda lane: lane.outstanding)
-            if lane.outstanding >= share:
-                line.wake_after(lane.outstanding - share + 1)
-                return
-            name = lane.spec.name
-            task = None if name in dry else self.scheduler.pop(name)
-            if task is None:
-                dry.add(name)
-                lanes = [other for other in lanes if other.spec.name != name]
-                continue
-            self._send(lane, task)
-            if not lane.room or not lane.ready:
-                lanes.remove(lane)
-
-    def _send(self, lane: Lane, task: SegmentTask, *, blocking: bool = False) -> None:
-        f = self.files[task.file_index]
-        try:
-            if f.writer is None:
-                f.writer = sabctools.FileWriter(f.path)
-        except OSError as exc:
-            self.scheduler.retry_later(task)
-            self._fail(DownloadError(f"cannot write {f.path}: {exc.strerror or exc}"))
-            return
-        lane.send(task, f.writer, blocking=blocking)
-        if len(lane.inflight) == 1:
-            lane.wake.set()  # its supervisor waits for the reply
-
-    def _replied(
-        self, lane: Lane, req: Request, fut: asyncio.Future[sabctools.NNTPResponse]
-    ) -> None:
-        """A reply arrived (or its connection died): book it, then send more. Replies of a
-        lane come here in order, from its supervisor."""
-        response = None if fut.cancelled() or fut.exception() is not None else fut.result()
-        lane.finished(req, response)
-        if self._closing or self._fatal is not None:
-            return
-        task = req.task
-        if response is None:
-            self._connection_failed(lane, task)
-            return
-        try:
-            self._handle(lane.spec, task, response)
-        except Exception as exc:  # a bug or the disk: stop the whole download, loudly
-            log.exception("download failed handling a reply")
-            self._fail(exc)
-            return
-        lane.backoff = BACKOFF_START
-        self.line.refill()
-
-    def _connection_failed(self, lane: Lane, task: SegmentTask) -> None:
-        """A request lost with its connection goes back to the queue (and counts as an
-        attempt, unless the line dropped the connection to make way for a reader)."""
-        if task.state is State.IN_FLIGHT:
-            if lane.dropped:
-                self.scheduler.retry_later(task)
-            else:
-                task.attempts += 1
-                if task.attempts >= MAX_TRANSIENT_ATTEMPTS:
-                    self._segment_failed(task, lane.spec.name, "connection lost repeatedly")
-                else:
-                    self.scheduler.retry_later(task)
-        lane.wake.set()
-
     def _work_queued(self) -> None:
-        """The scheduler queued work: let lanes with room take it (once per loop turn)."""
-        if not self._fill_queued and self._lanes:
-            self._fill_queued = True
-            asyncio.get_running_loop().call_soon(self._fill_now)
+        self._lanes.work_queued()
 
-    def _fill_now(self) -> None:
-        self._fill_queued = False
-        self.line.refill()
-
-    def _expedite(self, index: int, start: int, end: int) -> None:
-        """A reader is blocked on [start, end): send its segments at once, in order on one
-        connection (the least loaded), hold everything else back until they are in, and
-        make room for them on the line."""
-        wanted = [
-            t
-            for t in self.files[index].tasks_for(start, end)
-            if t.state in (State.PENDING, State.IN_FLIGHT)
-        ]
-        if not wanted:
-            return
-        newly = False
-        ids = {id(t) for t in wanted}
-        now = time.monotonic()
-        for lane in self._lanes:
-            since = 0.0  # when the oldest request of this lane the reader waits for went out
-            for req in lane.inflight:
-                if id(req.task) in ids:
-                    since = since or req.sent_at
-                    if not req.blocking:
-                        lane.make_blocking(req)  # sent already (as read-ahead, say)
-                        newly = True
-            conn = lane.conn
-            quiet = now - max(since, conn.last_activity) if conn is not None else 0.0
-            if since and conn is not None and conn.connected and quiet >= BLOCKED_STALL:
-                # Head of line: not a byte while a reader waits. Its requests go back to
-                # the queue and out on another connection (or server).
-                log.warning(
-                    "%s#%d: nothing for %g s while a reader waits; asking elsewhere",
-                    lane.spec.name,
-                    lane.slot,
-                    BLOCKED_STALL,
-                )
-                conn.close()
-        pending = [t for t in wanted if t.state is State.PENDING]
-        lanes = [
-            lane
-            for lane in self._lanes
-            if pending and lane.ready and self.scheduler.can_serve(pending[0], lane.spec.name)
-        ]
-        if lanes:  # else they lead the queue: the first connection up takes them
-            lane = min(lanes, key=lambda lane: (lane.outstanding, len(lane.inflight)))
-            for task in pending:
-                if self.scheduler.can_serve(task, lane.spec.name):
-                    self.scheduler.take(task)
-                    self._send(lane, task, blocking=True)
-                    newly = True
-        if newly:
-            self.line.preempt()
-
-    async def _supervise(self, lane: Lane) -> None:
-        """One lane's life: take its replies in order (``_replied`` books each and sends
-        more), keep it connected while there is work, close it when it goes quiet with
-        replies due (they are retried), hand it to the line when idle for IDLE_CLOSE.
-
-        Replies are awaited here rather than handled in the futures' callbacks: on
-        loopback that rhythm lets the loop read more often, and the engine runs ~20 %
-        faster with it (bench/download.py)."""
-        spec, name = lane.spec, lane.spec.name
-        loop = asyncio.get_running_loop()
-        tick = max(0.05, min(spec.timeout, IDLE_CLOSE) / 4)
-        try:
-            while (
-                not self._closing and self._fatal is None and not self.scheduler.is_disabled(name)
-            ):
-                conn = lane.conn
-                if lane.inflight:
-                    req = lane.inflight[0]
-                    # Awaited even when done: the turn of the loop lets it read sockets
-                    # between replies, which keeps the servers' replies flowing.
-                    try:
-                        await asyncio.wait_for(asyncio.shield(req.fut), tick)
-                    except TimeoutError:
-                        quiet = loop.time() - (conn.last_activity if conn else 0.0)
-                        if conn is not None and quiet >= spec.timeout:
-                            log.warning(
-                                "%s#%d: no data for %g s, reconnecting",
-                                name,
-                                lane.slot,
-                                spec.timeout,
-                            )
-                            conn.close()
-                        continue
-                    except NntpError:
-                        pass  # the connection is gone: _replied retries the request
-                    self._replied(lane, req, req.fut)
-                    continue
-                if conn is not None and not conn.connected:
-                    lane.detach()
-                    if lane.dropped:
-                        lane.dropped = False  # dropped on purpose: back at once
-                    else:
-                        await asyncio.sleep(lane.backoff)
-                        lane.backoff = min(BACKOFF_MAX, lane.backoff * 2)
-                    continue
-                if conn is None:
-                    if not self.scheduler.has_work(name):
-                        await self.scheduler.wait_for_work(name)
-                        continue
-                    if not await self._connect(lane):
-                        if self.scheduler.is_disabled(name):
-                            return
-                        await asyncio.sleep(lane.backoff)
-                        lane.backoff = min(BACKOFF_MAX, lane.backoff * 2)
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(tick):
-                        await lane.wake.wait()
-                lane.wake.clear()
-                if not lane.inflight and time.monotonic() - lane.idle_since >= IDLE_CLOSE:
-                    lane.detach()
-                    self.line.park(conn)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug: stop the whole download, loudly
-            log.exception("download connection supervisor failed")
-            self._fail(exc)
-
-    async def _connect(self, lane: Lane) -> bool:
-        """Attach a warm connection from the line, or open one; False when it failed."""
-        spec, name = lane.spec, lane.spec.name
-        try:
-            conn = await self.line.acquire(spec, lane.slot)
-        except AuthError as exc:
-            self._give_up_server(spec, str(exc))
-            return False
-        except NntpError as exc:
-            self.line.stats_for(spec).errors += 1
-            fails = self._connect_failures.get(name, 0) + 1
-            self._connect_failures[name] = fails
-            log.warning("%s: %s (attempt %d)", name, exc, fails)
-            if fails >= MAX_CONNECT_FAILURES * spec.connections:
-                self._give_up_server(spec, str(exc))
-            return False
-        if self._closing:
-            self.line.park(conn)
-            return True
-        self._connect_failures[name] = 0
-        conn.on_lost = lane.wake.set
-        lane.attach(conn)
-        self.line.refill()
-        return True
-
+    # -- replies -----------------------------------------------------------------
     def _handle(self, spec: ServerSpec, task: SegmentTask, r: sabctools.NNTPResponse) -> None:
         code = r.status_code
         f = self.files[task.file_index]
@@ -855,8 +514,7 @@ class Download:
             self._fatal = exc
         self._complete.set()
         self.scheduler.wake_all()
-        for lane in self._lanes:
-            lane.wake.set()
+        self._lanes.wake_all()
         for f in self.files:
             f.ranges.cancel_waiters(exc)
 
@@ -873,7 +531,7 @@ class Download:
     @property
     def connections(self) -> int:
         """Connections open now."""
-        return sum(1 for lane in self._lanes if lane.ready)
+        return self._lanes.connections
 
     def rate(self) -> float:
         """Bytes per second over the last few seconds (call it periodically)."""
@@ -937,15 +595,3 @@ class Download:
                 for i in range(start, end):
                     f.tasks[i].state = State.DONE
             self.progress.bytes_done += f.ranges.total
-
-
-def default_selection(nzb_file: NzbFile) -> Selection:
-    """Everything but PAR2 recovery volumes, which are fetched only when a repair needs them.
-
-    Files whose names do not say they are a video, a RAR volume or a PAR2 file (obfuscated
-    posts) are probed: a recovery volume is known by its packets, not by its name.
-    """
-    name = nzb_file.name
-    if par2_kind_in_name(name) == "volume":
-        return "park"
-    return "fetch" if names_a_media_part(name) else "probe"
