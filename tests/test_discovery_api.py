@@ -132,6 +132,20 @@ async def test_auto_mode_moves_on_when_articles_are_missing(world: World) -> Non
     assert (job["status"], job["attempt"], job["error_message"]) == ("ready", 2, None)
 
 
+async def test_watch_logs_in_while_the_indexers_are_searched(world: World) -> None:
+    world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE")
+    world.geek.delay = 1.0  # a slow indexer
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    async with asyncio.timeout(5):
+        while world.nntp.connections_total < 2:
+            await asyncio.sleep(0.01)
+    # Connected before the indexer answered: no release chosen yet.
+    assert (await world.get(f"/jobs/{body['job_id']}"))["release_title"] is None
+    world.geek.delay = 0.0
+    await until(world.client, body["job_id"], lambda j: j["status"] == "ready")
+
+
 async def test_auto_mode_skips_a_release_whose_articles_are_gone(world: World) -> None:
     gone = world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE")
     world.nntp.missing.update(a.message_id for a in gone)  # taken down
