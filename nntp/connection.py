@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import time
@@ -54,6 +55,17 @@ class ServerSpec:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+@functools.lru_cache(maxsize=8)
+def tls_context(cafile: str | None, verify: bool) -> ssl.SSLContext:
+    """One context per trust setting, shared by every connection: making one reads the
+    system's CA bundle (~20 ms of CPU), which 30 connections would pay at every start."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 class Meter:
@@ -174,12 +186,7 @@ class NntpConnection:
     async def connect(self) -> None:
         """Open, read the greeting and log in; raises NntpError subclasses."""
         loop = asyncio.get_running_loop()
-        ssl_ctx: ssl.SSLContext | None = None
-        if self.spec.tls:
-            ssl_ctx = ssl.create_default_context(cafile=self.spec.cafile)
-            if not self.spec.tls_verify:
-                ssl_ctx.check_hostname = False
-                ssl_ctx.verify_mode = ssl.CERT_NONE
+        ssl_ctx = tls_context(self.spec.cafile, self.spec.tls_verify) if self.spec.tls else None
         timeout = self.spec.timeout
         try:
             # The greeting is the first reply; register its future before any byte can arrive.
