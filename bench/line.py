@@ -357,7 +357,8 @@ class Sabnzbd:
             return
         proc, self.proc = self.proc, None
         if proc.poll() is None:
-            with contextlib.suppress(OSError, BenchError, ValueError):
+            # It may close the connection before its answer is complete.
+            with contextlib.suppress(OSError, BenchError, ValueError, http.client.HTTPException):
                 self.api("shutdown")
             try:
                 proc.wait(20)
