@@ -22,11 +22,13 @@ line decides how much may be in flight (the budget) and who sends first:
   watched, then the rest in the order they started: a job being watched takes the line
   from one that is not, and leaves it what it cannot use.
 * **Preemption.** A read that blocks a player is sent at once on the least loaded
-  connection, and when the bytes already in flight on the line would hold it up for
-  more than ``PREEMPT_DELAY``, the connections holding the most are dropped (their
-  articles go back to the queue). Fair queueing on the way (every home router does it)
-  then gives the blocking article most of the line: it arrives after about one round
-  trip plus its own transfer time, whatever was in flight.
+  connection, nothing else is sent while it is in flight (``blocking``), and when the
+  bytes already in flight on the line would hold it up for more than ``PREEMPT_DELAY``,
+  the connections holding the most are dropped (their articles go back to the queue).
+  Fair queueing on the way (every home router does it) then gives the blocking article
+  most of the line: it arrives after about one round trip plus its own transfer time,
+  whatever was in flight. Dropping costs the bytes that were on their way and a
+  reconnect per dropped connection: once per seek, not per article.
 * **Warm connections.** Logged-in connections that a download leaves are kept for
   ``KEEP_WARM`` seconds and handed to the next download; ``warm()`` opens them ahead of
   time (while an indexer is searched), so the first request pays no TCP, TLS or login
