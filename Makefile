@@ -5,7 +5,7 @@ CONFIG  ?= config.toml
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test check fast fmt lint typecheck unit bench bench-quick demo system-deps clean
+.PHONY: run test check fast fmt lint typecheck unit bench bench-quick demo system-deps clean install uninstall
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash .ci/system-deps.sh
 
+# 0600: the file will hold the Usenet password and the indexers' API keys.
 $(CONFIG):
-	cp config.example.toml $(CONFIG)
+	install -m 600 config.example.toml $(CONFIG)
 	@echo "Created $(CONFIG) from config.example.toml: edit it to add your accounts."
 
 run: $(STAMP) $(CONFIG)
@@ -53,6 +54,8 @@ bench: system-deps $(STAMP)
 	$(PY) bench/download.py --sizes 500,2048
 	$(PY) bench/playback.py
 	$(PY) bench/hls.py
+	$(PY) bench/mirror.py
+	$(PY) bench/ready.py
 	$(PY) bench/line.py
 
 # The line profiles beside NZBGet and SABnzbd in a few minutes (smaller post, fewer runs).
@@ -64,3 +67,10 @@ clean:
 
 demo: system-deps $(STAMP)
 	$(PY) -m tests.support.demo
+
+# Matinee as a systemd service (as root): see systemd/install.sh and the README.
+install:
+	bash systemd/install.sh install
+
+uninstall:
+	bash systemd/install.sh uninstall

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Matinee's tests and benchmarks use: the real peers
-# (INN2, par2, ffmpeg, unar/7z, NZBGet, nginx, wrk; unrar-free for SABnzbd). Idempotent; a
-# no-op when all are present.
+# (INN2, par2, ffmpeg, unar/7z, NZBGet, nginx, wrk, Chromium, Firefox ESR and a PulseAudio for
+# its sound, the AWS CLI, unrar-free for SABnzbd). Idempotent; a no-op when all are present.
 set -euo pipefail
 
 # unrar-free: SABnzbd (bench/line.py) will not download without an `unrar` on PATH.
-packages=(inn2 par2 ffmpeg unar p7zip-full nzbget nginx-light wrk chromium fonts-dejavu-core python3-venv ca-certificates openssl unrar-free)
+packages=(inn2 par2 ffmpeg unar p7zip-full nzbget nginx-light caddy wrk chromium firefox-esr pulseaudio fonts-dejavu-core python3-venv ca-certificates openssl awscli unrar-free)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -30,7 +30,7 @@ if ! $SUDO env DEBIAN_FRONTEND=noninteractive INNCONF="$innboot/inn.conf" \
   $SUDO env DEBIAN_FRONTEND=noninteractive INNCONF="$innboot/inn.conf" dpkg --configure -a
 fi
 # Debian starts the packaged daemons; tests run their own private instances instead.
-for svc in inn2 nzbget nginx; do
+for svc in inn2 nzbget nginx caddy; do
   $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 rm -rf "$innboot"

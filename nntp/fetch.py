@@ -74,9 +74,14 @@ async def fetch_nzb(
             on_progress(dl.progress.bytes_done, dl.progress.bytes_total, dl.rate(), 0)
 
 
-async def finish_download(dl: Download) -> FetchOutcome:
+async def finish_download(dl: Download, *, keep_posted_names: bool = False) -> FetchOutcome:
     """Wait for a started download, fetch the PAR2 volumes a repair needs, close it, repair,
-    and give obfuscated files their real names. The download is closed on return."""
+    and give obfuscated files their real names. The download is closed on return.
+
+    ``keep_posted_names``: data files keep the names they were downloaded under (a reader
+    may have them open by those names): real names are added as hard links, and a damaged
+    copy that a repair wrote anew under its real name becomes a name of the repaired file.
+    """
     repaired = False
     problem: str | None = None
     index: FileTask | None = None
@@ -106,13 +111,17 @@ async def finish_download(dl: Download) -> FetchOutcome:
             main, extra = await asyncio.to_thread(_par2_inputs, dl, index, links)
             repair = await par2_repair(main, extra)
             repaired = True
-            renamed = await asyncio.to_thread(_tidy_after_repair, dl, main.parent, repair)
+            renamed = await asyncio.to_thread(
+                _tidy_after_repair, dl, main.parent, repair, keep_posted_names
+            )
             log.info("PAR2 repaired %s", ", ".join(repair.repaired) or "nothing")
         except Par2Error as exc:
             problem = f"PAR2 repair failed: {exc}"
     if problem is None and index is not None:
         paths = [renamed.get(str(p), p) for p in data_paths]
-        renamed.update(await asyncio.to_thread(_restore_names, index.path, paths))
+        renamed.update(
+            await asyncio.to_thread(_restore_names, index.path, paths, keep_posted_names)
+        )
     renamed.update(await asyncio.to_thread(_give_par2_names, dl, links))
     files = _final_files(result, renamed, repaired and problem is None)
     return FetchOutcome(result=result, files=files, repaired=repaired, problem=problem)
@@ -220,9 +229,12 @@ def _par2_inputs(dl: Download, index: FileTask, links: dict[Path, Path]) -> tupl
     return _par2_name(index.path, links), extra
 
 
-def _tidy_after_repair(dl: Download, base: Path, repair: RepairResult) -> dict[str, Path]:
+def _tidy_after_repair(
+    dl: Download, base: Path, repair: RepairResult, keep_posted_names: bool = False
+) -> dict[str, Path]:
     """Remove what a repair left behind: par2's backups of the files it rewrote, and the
-    damaged copies under random names whose content it wrote anew under the real name.
+    damaged copies under random names whose content it wrote anew under the real name
+    (with ``keep_posted_names`` such a name is given to the repaired file instead).
     Returns {old path: new path} for data files that now live under another name."""
     moved: dict[str, Path] = {}
     repaired = {name for name in repair.repaired if safe_filename(name) == name}
@@ -242,9 +254,14 @@ def _tidy_after_repair(dl: Download, base: Path, repair: RepairResult) -> dict[s
         # happens to share a block with it is another file and stays.
         with contextlib.suppress(OSError):
             if whole.is_file() and source.stat().st_size == whole.stat().st_size:
-                source.unlink()
+                if keep_posted_names:
+                    _name_also(whole, source)
+                    done = "now names the repaired file"
+                else:
+                    source.unlink()
+                    done = "removed"
                 moved[str(source)] = whole
-                log.info("removed %s: a damaged copy of %s, which PAR2 repaired", file, target)
+                log.info("%s, a damaged copy of %s, which PAR2 repaired: %s", file, target, done)
     return moved
 
 
@@ -264,9 +281,20 @@ def _give_par2_names(dl: Download, links: dict[Path, Path]) -> dict[str, Path]:
     return moved
 
 
-def _restore_names(index: Path, data_paths: Sequence[Path]) -> dict[str, Path]:
-    """Rename obfuscated files to the names the PAR2 index gives for their content.
-    Returns {old path: new path}."""
+def _name_also(src: Path, name: Path) -> None:
+    """``name`` becomes another name of ``src``, replacing what it named in one step."""
+    tmp = name.with_name(f".{os.getpid()}.link")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.link(src, tmp)
+    os.replace(tmp, name)
+
+
+def _restore_names(
+    index: Path, data_paths: Sequence[Path], keep_posted_names: bool = False
+) -> dict[str, Path]:
+    """Rename obfuscated files to the names the PAR2 index gives for their content (with
+    ``keep_posted_names``, add those names as hard links). Returns {old path: new path}."""
     renamed: dict[str, Path] = {}
     try:
         par2 = parse_par2(index.read_bytes())
@@ -281,11 +309,21 @@ def _restore_names(index: Path, data_paths: Sequence[Path]) -> dict[str, Path]:
             continue
         dst = src.with_name(name)
         if dst.exists():
-            log.warning("not renaming %s to %s: a file of that name exists", src.name, name)
+            if dst.samefile(src):  # named so by an earlier run
+                renamed[path] = dst
+            else:
+                log.warning("not renaming %s to %s: a file of that name exists", src.name, name)
             continue
-        os.replace(src, dst)
+        if keep_posted_names:
+            try:
+                os.link(src, dst)
+            except OSError as exc:  # no hard links here: the posted name is what is read
+                log.warning("cannot give %s its real name %s: %s", src.name, name, exc)
+                continue
+        else:
+            os.replace(src, dst)
         renamed[path] = dst
-        log.info("renamed %s to %s (from PAR2)", src.name, name)
+        log.info("named %s %s (from PAR2)", src.name, name)
     return renamed
 
 

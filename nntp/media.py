@@ -55,6 +55,7 @@ __all__ = [
     "Piece",
     "RarNotStreamable",
     "RarView",
+    "choose_entry",
     "content_type_for",
     "extension",
     "gather_all",
@@ -244,9 +245,15 @@ def content_type_for(name: str, head: bytes | bytearray | memoryview = b"") -> s
     return CONTENT_TYPES.get(extension(name), OCTET_STREAM)
 
 
-def make_etag(seed: str, *parts: str, size: int) -> str:
-    """A strong ETag from the job's seed and what identifies the file: '"<hash>-<size>"'."""
-    digest = hashlib.sha256("\0".join((seed, *parts)).encode()).hexdigest()[:24]
+def make_etag(seed: str, name: str, *, size: int) -> str:
+    """A strong ETag for a movie from its identity: the job (``seed``), the movie's name and
+    its size, '"<hash>-<size>"'.
+
+    Nothing about where the bytes lie or whether they are all there yet goes in: the
+    downloading view and the finished file of one movie hold the same bytes, so a player
+    resuming with ``If-Range`` across the moment the job becomes ready gets its 206.
+    """
+    digest = hashlib.sha256(f"{seed}\0{name}".encode()).hexdigest()[:24]
     return f'"{digest}-{size}"'
 
 
@@ -317,7 +324,7 @@ def read_bytes(path: str, offset: int, length: int) -> bytes:
     and a short read must never pass for content.
     """
     out = bytearray()
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # never through a link
     try:
         while len(out) < length:
             chunk = os.pread(fd, length - len(out), offset + len(out))
@@ -373,7 +380,7 @@ class FileView:
         self.size = f.size
         self.content_type = content_type or content_type_for(self.name)
         seed = etag_seed if etag_seed is not None else nzb_fingerprint(download.nzb)
-        self.etag = make_etag(seed, "file", f.name, size=self.size)
+        self.etag = make_etag(seed, self.name, size=self.size)
         self._file = f
 
     def __repr__(self) -> str:
@@ -459,8 +466,7 @@ class RarView:
         self.size = entry.size
         self.content_type = content_type or content_type_for(self.name)
         seed = etag_seed if etag_seed is not None else nzb_fingerprint(download.nzb)
-        names = (download.files[i].name for i in volumes)
-        self.etag = make_etag(seed, "rar", entry.name, *names, size=self.size)
+        self.etag = make_etag(seed, self.name, size=self.size)
         # Media offset where each piece starts, for bisection.
         self._starts: list[int] = []
         at = 0
@@ -593,7 +599,9 @@ async def gather_all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:
             task.cancel()
 
 
-def _choose_entry(entries: Sequence[RarEntry], entry_name: str | None) -> RarEntry | None:
+def choose_entry(entries: Sequence[RarEntry], entry_name: str | None) -> RarEntry | None:
+    """The movie among a RAR set's entries: ``entry_name`` (raw or made safe) when given,
+    else the largest video file, else the largest file; None when there is none."""
     files = [e for e in entries if not e.is_dir and not e.is_link]
     if entry_name is not None:
         named = [e for e in files if e.name == entry_name]
@@ -640,7 +648,7 @@ async def open_rar_view(
         entries = assemble([by_name[name][1] for name in order])
     except RarError as exc:
         return RarNotStreamable("invalid", str(exc))
-    entry = _choose_entry(entries, entry_name)
+    entry = choose_entry(entries, entry_name)
     if entry is None:
         detail = f"no file named {entry_name!r}" if entry_name is not None else ""
         return RarNotStreamable("no files", detail)

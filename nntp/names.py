@@ -47,8 +47,9 @@ def safe_filename(raw: str) -> str | None:
 
     Keeps only what follows the last ``/`` or ``\\``, drops a Windows drive prefix and control
     characters, trims surrounding whitespace, refuses names made only of dots (and spaces),
-    and shortens names over ``MAX_NAME_BYTES`` bytes while keeping their extension. Never
-    raises.
+    turns leading dots into underscores (a hidden name is the engine's own: its state file,
+    par2's backups), and shortens names over ``MAX_NAME_BYTES`` bytes while keeping their
+    extension. Never raises.
     """
     text = _UNWANTED.sub("", raw)
     text = re.split(r"[/\\]", text)[-1].strip()
@@ -56,6 +57,8 @@ def safe_filename(raw: str) -> str | None:
         text = text[2:].strip()
     if not text.replace(".", "").strip():
         return None
+    stripped = text.lstrip(".")
+    text = "_" * (len(text) - len(stripped)) + stripped
     return _fit(text, MAX_NAME_BYTES)
 
 

@@ -13,9 +13,11 @@
     │   └── InvalidTransition    a status change the job lifecycle does not allow
     ├── RateLimited              too many attempts; ``retry_after`` says when to try again
     ├── JobError                 a job failed, or cannot do what was asked of it
+    │   └── PlaybackError        a stream for a browser could not be made (ffmpeg, ffprobe)
     ├── StoreError               the database cannot be opened or used
     └── ServiceError             something Matinee depends on failed
         ├── TmdbError            TMDB refused, failed or answered nonsense
+        │   └── TmdbUnreachable  TMDB could not be reached at all (the network, a timeout)
         ├── IndexerError         a newznab indexer did
         ├── UsenetError          every Usenet server refused or failed
         └── StorageError         the disk (or the R2 store) failed or is full
@@ -80,6 +82,11 @@ class JobError(MatineeError):
     pass
 
 
+class PlaybackError(JobError):
+    """ffprobe could not read the movie or ffmpeg could not make a segment of it; the message
+    says why in a person's words (the player shows it)."""
+
+
 class StoreError(MatineeError):
     pass
 
@@ -89,6 +96,10 @@ class ServiceError(MatineeError):
 
 
 class TmdbError(ServiceError):
+    pass
+
+
+class TmdbUnreachable(TmdbError):
     pass
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
+import os
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -18,6 +20,9 @@ _HANDLER_NAME = "matinee"
 #: Shorter values are not masked: replacing every "ab" in every line would make logs
 #: unreadable, and a secret that short is no secret anyway.
 MIN_SECRET_LENGTH = 4
+#: Signed media tokens in URLs (`?token=...`, `&token=...`): whoever reads a log must not
+#: be able to play what they name. Masked in every line, the access log's among them.
+MEDIA_TOKEN = re.compile(r"(?<=[?&;]token=)[^&;\s\"']+")
 
 
 class SecretFilter(logging.Filter):
@@ -43,11 +48,11 @@ class SecretFilter(logging.Filter):
         for secret in sorted(self._secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, MASK)
+        if "token=" in text:
+            text = MEDIA_TOKEN.sub(MASK, text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
         masked = self.mask(message)
         if masked != message:
@@ -82,6 +87,19 @@ class JsonFormatter(logging.Formatter):
         return jsonlib.dumps(entry, ensure_ascii=False)
 
 
+def under_journald() -> bool:
+    """stderr goes to journald: systemd says so in JOURNAL_STREAM (device:inode of it)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = stream.partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) == (int(device), int(inode))
+
+
 def setup_logging(
     level: str,
     *,
@@ -107,6 +125,9 @@ def setup_logging(
     handler.addFilter(secret_filter)
     if json:
         handler.setFormatter(JsonFormatter())
+    elif under_journald():
+        # journald stamps and levels each line itself; the level stays readable in the text.
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root.addHandler(handler)

@@ -20,6 +20,10 @@ pytest_plugins: list[str] = [  # a module before those that import it
     "tests.support.world",
     "tests.support.site",
     "tests.support.browser",
+    "tests.support.playback",
+    "tests.support.firefox",
+    "tests.support.disk",
+    "tests.support.s3",
 ]
 
 

@@ -3,9 +3,11 @@ CSRF, the login rate limit and logging out, as a browser and a script see them."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import re
-import shutil
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http.cookies import Morsel, SimpleCookie
@@ -20,15 +22,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
 from server.cli import main as cli
-from server.config.edit import with_password_hash
-from server.config.load import load_config, parse_config
+from server.config.load import parse_config
 from server.config.settings import Settings
 from server.http.login_limit import LoginLimiter
 from server.http.passwords import hash_password, parse_password_hash, verify_password
 from server.http.sessions import SESSION_COOKIE
-from server.keys import SESSIONS
+from server.keys import CREDENTIALS, LOGIN_LIMITER, SESSIONS
 from server.ui.login import LOGIN_CSRF_COOKIE, safe_next
 from server.ui.templates import render
+from tests.support.app import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
@@ -188,64 +190,6 @@ def test_malformed_hashes_are_refused(encoded: str) -> None:
 
 # --------------------------------------------------------------------------- set-password
 
-H = "scrypt$n=16384,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5"
-
-
-@pytest.mark.parametrize(
-    ("before", "after", "action"),
-    [
-        (
-            '[server]\nport = 1\n\n[auth]\n# the hash\npassword_hash = ""  # set me\n'
-            "api_keys = []\n",
-            f'[server]\nport = 1\n\n[auth]\n# the hash\npassword_hash = "{H}"  # set me\n'
-            "api_keys = []\n",
-            "replaced",
-        ),
-        (
-            "[auth]\npassword_hash = 'scrypt$old'\n[tmdb]\nlanguage = \"fr\"\n",
-            f'[auth]\npassword_hash = "{H}"\n[tmdb]\nlanguage = "fr"\n',
-            "replaced",
-        ),
-        (
-            '[auth]\napi_keys = ["0123456789abcdef"]\n\n[tmdb]\n',
-            f'[auth]\npassword_hash = "{H}"\napi_keys = ["0123456789abcdef"]\n\n[tmdb]\n',
-            "added",
-        ),
-        (
-            "# only a comment\n[server]\nport = 1",
-            f'# only a comment\n[server]\nport = 1\n\n[auth]\npassword_hash = "{H}"\n',
-            "added",
-        ),
-        ("", f'[auth]\npassword_hash = "{H}"\n', "added"),
-        (
-            '[server]\r\nport = 1\r\n[auth]\r\npassword_hash = ""\r\n',
-            f'[server]\r\nport = 1\r\n[auth]\r\npassword_hash = "{H}"\r\n',
-            "replaced",
-        ),
-        (
-            # a key of the same name in another section is left alone
-            '[tmdb]\npassword_hash = "x"\n[auth]\n',
-            f'[tmdb]\npassword_hash = "x"\n[auth]\npassword_hash = "{H}"\n',
-            "added",
-        ),
-    ],
-)
-def test_password_hash_edit_keeps_the_rest(before: str, after: str, action: str) -> None:
-    assert with_password_hash(before, H) == (after, action)
-
-
-@pytest.mark.parametrize(
-    ("text", "why"),
-    [
-        ("[auth\npassword_hash = 1", "not valid TOML"),
-        ("auth = { api_keys = [] }\n[server]\nport = 1\n", "add this line to the [auth] section"),
-        ("auth.api_keys = []\n", "add this line to the [auth] section"),
-    ],
-)
-def test_password_hash_edit_refuses_what_it_cannot_do_safely(text: str, why: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(why)):
-        with_password_hash(text, H)
-
 
 def run_cli(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stdin: str, *args: str
@@ -256,93 +200,94 @@ def run_cli(
     return status, out, err
 
 
-def test_set_password_edits_the_config_in_place(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def config_for(tmp_path: Path, password_hash: str | None = None) -> Path:
+    """A config file naming the data dir the test's app uses (settings_for's)."""
     config = tmp_path / "config.toml"
-    shutil.copy(ROOT / "config.example.toml", config)
-    config.chmod(0o640)
-    original = config.read_text().splitlines()
+    line = f'password_hash = "{password_hash}"\n' if password_hash else ""
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[auth]\n{line}')
+    return config
 
-    status, out, err = run_cli(
-        monkeypatch, capsys, f"{PASSWORD}\n", "--config", str(config), "--stdin"
-    )
-    assert (status, err) == (0, "")
-    assert f"Replaced password_hash in the [auth] section of {config}" in out
-    assert "Restart Matinee" in out
-    edited = config.read_text().splitlines()
-    changed = [(a, b) for a, b in zip(original, edited, strict=True) if a != b]
-    assert len(changed) == 1
-    assert changed[0][0] == 'password_hash = ""'
-    assert changed[0][1].startswith('password_hash = "scrypt$n=16384,r=8,p=1$')
-    assert config.stat().st_mode & 0o777 == 0o640
-    settings = load_config(config, env={})
-    assert settings.auth.password_hash is not None
-    assert verify_password(PASSWORD, settings.auth.password_hash)
-    assert settings.usenet.servers[0].host == "news.example.com"  # the rest still loads
 
-    # once more: the hash is replaced, the old password stops working
-    status, out, _ = run_cli(
-        monkeypatch, capsys, "another good one\r\n", "--config", str(config), "--stdin"
+async def test_set_password_takes_effect_at_once_and_ends_every_session(
+    start: Start,
+    tmp_path: Path,
+    password_hash: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = await start(settings_for(tmp_path, password_hash))
+    cookie = await log_in(client)
+    config = config_for(tmp_path, password_hash)
+    assert client.app is not None
+    before = client.app[CREDENTIALS].current.epoch
+    status, out, err = await asyncio.to_thread(
+        run_cli, monkeypatch, capsys, "a new password\n", "--config", str(config), "--stdin"
     )
-    assert status == 0
-    hash_now = load_config(config, env={}).auth.password_hash
-    assert hash_now is not None
-    assert verify_password("another good one", hash_now)
-    assert not verify_password(PASSWORD, hash_now)
-    assert len(config.read_text().splitlines()) == len(original)
-    assert not list(tmp_path.glob(".config.toml.*"))  # no temporary file left behind
+    assert (status, err) == (0, ""), err
+    assert "uses it at once" in out
+    # No restart: the running server knows within seconds; the old session is over.
+    resp = await client.get(f"{API}/jobs", headers=with_session(cookie))
+    assert resp.status == 401
+    # The running server notices the change within its poll (2 s), without a restart.
+    await wait_for(lambda: client.app[CREDENTIALS].current.epoch > before, within=10)
+    assert await _logs_in(client, "a new password")
+    resp = await post_login(client, PASSWORD)
+    assert resp.status == 401
+    # The config file's old hash is ignored from now on (and the log says why).
+    assert "password_hash" in config.read_text()
+
+
+async def _logs_in(client: Client, password: str) -> bool:
+    resp = await post_login(client, password)
+    resp.release()
+    return resp.status == 303
 
 
 def test_set_password_prompts_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text("# my settings\n[server]\nport = 9000\n")
+    config = config_for(tmp_path)
     answers = iter([PASSWORD, PASSWORD + "!"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
     assert cli.main(["set-password", "--config", str(config)]) == 1
     assert "the passwords differ; nothing changed" in capsys.readouterr().err
-    assert config.read_text() == "# my settings\n[server]\nport = 9000\n"
+    assert stored_hash(tmp_path) is None
 
     answers = iter([PASSWORD, PASSWORD])
     assert cli.main(["set-password", "--config", str(config)]) == 0
-    assert "Added password_hash" in capsys.readouterr().out
-    text = config.read_text()
-    assert text.startswith("# my settings\n[server]\nport = 9000\n\n[auth]\npassword_hash = ")
-    hash_now = load_config(config, env={}).auth.password_hash
-    assert hash_now is not None and verify_password(PASSWORD, hash_now)
+    assert "The password is set" in capsys.readouterr().out
+    encoded = stored_hash(tmp_path)
+    assert encoded is not None and verify_password(PASSWORD, encoded)
+
+
+def stored_hash(tmp_path: Path) -> str | None:
+    path = tmp_path / "data" / "matinee.sqlite3"
+    if not path.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        row = conn.execute("SELECT password_hash FROM credentials").fetchone()
+    return None if row is None else row[0]
 
 
 def test_set_password_refuses_short_passwords(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "config.toml"
-    shutil.copy(ROOT / "config.example.toml", config)
-    before = config.read_text()
+    config = config_for(tmp_path)
     for given in ["short12\n", "", "\n"]:
         status, _, err = run_cli(monkeypatch, capsys, given, "--config", str(config), "--stdin")
         assert status == 1
-        assert "at least 8 characters; nothing changed" in err
-    assert config.read_text() == before
+        assert "at least 8 characters" in err and "nothing changed" in err
+    assert stored_hash(tmp_path) is None
 
 
-def test_set_password_creates_a_missing_config_and_refuses_broken_ones(
+def test_set_password_says_what_is_wrong_with_the_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "new.toml"
-    status, out, _ = run_cli(monkeypatch, capsys, PASSWORD, "--config", str(config), "--stdin")
-    assert status == 0
-    assert f"Created the file with password_hash in the [auth] section of {config}" in out
-    assert config.stat().st_mode & 0o777 == 0o600
-    hash_now = load_config(config, env={}).auth.password_hash
-    assert hash_now is not None and verify_password(PASSWORD, hash_now)
-
     broken = tmp_path / "broken.toml"
     broken.write_text("[server\nport = 1\n")
     status, _, err = run_cli(monkeypatch, capsys, PASSWORD, "--config", str(broken), "--stdin")
-    assert status == 1
-    assert f"cannot update {broken}: not valid TOML" in err
+    assert status == 2
+    assert f"{broken}: not valid TOML" in err
     assert broken.read_text() == "[server\nport = 1\n"
 
 
@@ -352,13 +297,16 @@ def test_set_password_creates_a_missing_config_and_refuses_broken_ones(
 async def test_login_page_without_a_password_says_how_to_set_one(
     start: Start, tmp_path: Path
 ) -> None:
-    client = await start(settings_for(tmp_path))
-    resp = await client.get(f"{BASE}login", headers=HTML)
+    # Seen from outside the household (behind a proxy, from a public address): no form to
+    # choose the password, only how to set it.
+    client = await start(settings_for(tmp_path, trusted=["127.0.0.1"]))
+    outside = {"X-Forwarded-For": "203.0.113.9"}
+    resp = await client.get(f"{BASE}login", headers={**HTML, **outside})
     assert resp.status == 200
     html = await resp.text()
-    assert "No password is set yet" in html
+    assert "No password is set yet" in html and 'id="first-password-form"' not in html
     assert "matinee set-password" in html
-    resp = await post_login(client, "anything at all")
+    resp = await post_login(client, "anything at all", headers=outside)
     assert resp.status == 403
     assert SESSION_COOKIE not in set_cookies(resp)
     assert "run `matinee set-password` on the server" in await resp.text()
@@ -757,3 +705,44 @@ def test_url_helper_finds_routes_of_sub_apps_under_the_base_path(tmp_path: Path)
     assert css.startswith(f"{BASE}static/matinee.css?v=")
     with pytest.raises(LookupError, match="no route is named 'nope'"):
         env.from_string("{{ url('nope') }}").render()
+
+
+def test_ipv6_clients_are_counted_by_their_64() -> None:
+    limiter = LoginLimiter(3, 60, clock=lambda: 0.0)
+    # An attacker owns a /64 and picks a new address for every guess: still one client.
+    for i in range(3):
+        limiter.failed(f"2001:db8:1:2::{i + 1:x}")
+    assert limiter.retry_after("2001:db8:1:2:ffff::9") > 0
+    assert limiter.retry_after("2001:db8:1:3::1") == 0  # the next /64 is somebody else
+    # IPv4 stays per address, also when it comes IPv4-mapped.
+    for _ in range(3):
+        limiter.failed("::ffff:192.0.2.7")
+    assert limiter.retry_after("192.0.2.7") > 0 and limiter.retry_after("192.0.2.8") == 0
+
+
+async def test_many_addresses_cannot_guess_without_limit_but_the_household_gets_in(
+    start: Start, tmp_path: Path, password_hash: str
+) -> None:
+    # Behind a proxy that is trusted but (wrongly) lets clients choose their address: every
+    # guess comes "from" a new address, so no client's own limit ever applies.
+    client = await start(settings_for(tmp_path, password_hash, trusted=["127.0.0.1"]))
+    limiter = client.app[LOGIN_LIMITER]
+    limiter.global_budget, limiter.backoff, limiter.max_queue = 10, 0.2, 1.0
+
+    async def attempt(address: str, password: str) -> int:
+        resp = await post_login(client, password, headers={"X-Forwarded-For": address})
+        resp.release()
+        return resp.status
+
+    spent = [await attempt(f"203.0.113.{i}", "guess") for i in range(11)]
+    assert spent == [401] * 11  # the budget for everybody, used up
+    # Now twenty guesses at once from twenty new addresses: checked one at a time, 0.2 s
+    # apart, and only as many as fit in a second of waiting; the others are turned away.
+    started = asyncio.get_running_loop().time()
+    burst = await asyncio.gather(*(attempt(f"198.51.100.{i}", "guess") for i in range(20)))
+    took = asyncio.get_running_loop().time() - started
+    checked = burst.count(401)
+    assert burst.count(429) == 20 - checked and 1 <= checked <= 6, burst
+    assert took >= checked * 0.2 * 0.9, (took, checked)  # spaced, not all at once
+    # A household member on another address, with the right password, still gets in.
+    assert await attempt("192.0.2.50", PASSWORD) == 303

@@ -34,6 +34,7 @@ from playwright.async_api import Dialog, Page, Request, Response, expect
 from server.app import create_app
 from server.config.load import parse_config
 from server.http.passwords import hash_password
+from tests.support.app import usenet_of
 from tests.support.browser import assert_no_console_errors, shot
 from tests.support.fake_newznab import FakeNewznab, FakeNewznabFactory, FakeRelease
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
@@ -176,19 +177,7 @@ async def sites(
             "auth": {"password_hash": hash_password(PASSWORD), "api_keys": [API_KEY]},
             "tmdb": {"token": TOKEN, "base_url": tmdb.url, "image_base_url": tmdb.image_url},
             "indexers": [{"name": "geek", "url": indexer.url, "api_key": "g" * 32}],
-            "usenet": {
-                "servers": [
-                    {
-                        "name": "fake",
-                        "host": nntp.host,
-                        "port": nntp.port,
-                        "tls": False,
-                        "connections": 2,
-                        "pipelining": 2,
-                        "timeout": 10,
-                    }
-                ]
-            },
+            "usenet": usenet_of(nntp, timeout=10),
         }
         settings = parse_config(raw, base_dir=data_dir, env={})
         if demo:

@@ -3,10 +3,13 @@ web server and the download engine. Also the log set-up it performs."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import os
+import re
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -16,14 +19,20 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from server.cli import download as download_cmd
+from server.cli import serve as serve_module
 from server.cli.download import DownloadRequest
 from server.cli.main import main
 from server.config.load import parse_server_url
 from server.config.settings import Settings, UsenetServerConfig
 from server.errors import ConfigError
+from server.http.tokens import load_or_create_secret
 from server.logs import setup_logging
+from server.store.db import store_context
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GOOD = """
 [server]
@@ -194,7 +203,7 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 
 
 class FakeServe:
-    """Stands in for server.app (written separately) and web.run_app, which would block."""
+    """Stands in for server.app and the serving loop (tests/test_serve.py runs the real one)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.settings: Settings | None = None
@@ -202,14 +211,14 @@ class FakeServe:
         module = types.ModuleType("server.app")
         module.create_app = self.create_app  # type: ignore[attr-defined]
         monkeypatch.setitem(sys.modules, "server.app", module)
-        monkeypatch.setattr(web, "run_app", self.run_app)
+        monkeypatch.setattr(serve_module, "serve", self.serve)
 
     def create_app(self, settings: Settings) -> str:
         self.settings = settings
         return "the app"
 
-    def run_app(self, app: object, **kwargs: Any) -> None:
-        self.run = {"app": app, **kwargs}
+    async def serve(self, app: object, host: str, port: int) -> None:
+        self.run = {"app": app, "host": host, "port": port}
         logging.getLogger("aiohttp.access").info("GET /?apikey=%s", "tmdb-token-secret-2")
 
 
@@ -439,3 +448,77 @@ def test_setting_up_logging_twice_keeps_one_handler() -> None:
     logging.getLogger("x").info("once")
     assert first.getvalue() == ""
     assert second.getvalue().count("once") == 1
+
+
+async def test_the_access_log_never_holds_a_media_token(tmp_path: Path) -> None:
+    # A real request through aiohttp's access log, as `matinee serve` writes it.
+    stream = io.StringIO()
+    setup_logging("info", stream=stream)
+
+    async def media(request: web.Request) -> web.Response:
+        return web.Response(text="bytes")
+
+    app = web.Application()
+    app.router.add_get("/media/{job}/{name}", media)
+    token = "1900000000.AbCdEfGhIjKlMnOpQrStUvWx"
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get(f"/media/job_1_0123abcd/movie.mkv?token={token}&x=1")
+        assert resp.status == 200
+    text = stream.getvalue()
+    assert "GET /media/job_1_0123abcd/movie.mkv?token=******&x=1" in text
+    assert "AbCdEf" not in text
+
+
+def test_make_run_writes_a_private_config_and_the_server_a_private_data_dir(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.toml"
+    done = subprocess.run(
+        ["make", "--no-print-directory", f"CONFIG={config}", str(config)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert config.read_text() == (ROOT / "config.example.toml").read_text()
+    data = tmp_path / "data"
+    load_or_create_secret(None, data)
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert (data / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_under_journald_lines_carry_no_timestamp_of_their_own(tmp_path: Path) -> None:
+    err = tmp_path / "stderr"
+    code = (
+        "import logging; from server.logs import setup_logging;"
+        " setup_logging('info'); logging.getLogger('server.x').warning('job %s: disk full', 'j1')"
+    )
+    for journald in (True, False):
+        with err.open("w") as out:
+            st = os.fstat(out.fileno())
+            env = {**os.environ}
+            env.pop("JOURNAL_STREAM", None)
+            if journald:  # what systemd sets when stderr is its journal stream
+                env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+            subprocess.run([sys.executable, "-c", code], stderr=out, env=env, cwd=ROOT, check=True)
+        line = err.read_text().strip()
+        if journald:
+            assert line == "WARNING server.x: job j1: disk full"
+        else:
+            assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING server.x: job j1", line)
+
+
+async def test_backup_copies_the_database_of_a_running_matinee(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n')
+    copy = tmp_path / "matinee-backup.sqlite3"
+    assert await asyncio.to_thread(main, ["backup", str(copy), "--config", str(config)]) == 1
+    assert "there is no database" in capsys.readouterr().err
+    await asyncio.to_thread((tmp_path / "data").mkdir)
+    async with store_context(tmp_path / "data" / "matinee.sqlite3") as store:  # in use
+        await store.credentials.set_password("scrypt$whatever")
+        status = await asyncio.to_thread(main, ["backup", str(copy), "--config", str(config)])
+    assert status == 0 and f"to {copy}" in capsys.readouterr().out
+    async with store_context(copy) as restored:
+        assert (await restored.credentials.get()).password_hash == "scrypt$whatever"

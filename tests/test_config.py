@@ -33,6 +33,8 @@ SECTIONS: dict[str, type[Any]] = {
     "downloads": cfg.DownloadsConfig,
     "retention": cfg.RetentionConfig,
     "r2": cfg.R2Config,
+    "playback": cfg.PlaybackConfig,
+    "transcode": cfg.TranscodeConfig,
 }
 
 
@@ -333,6 +335,23 @@ ERRORS: list[tuple[str, str]] = [
     ("[downloads]\nmax_active = 0", "downloads.max_active: must be an integer from 1 to 100"),
     ("[retention]\nready_hours = -1", "retention.ready_hours: must be a number greater than 0"),
     ("[retention]\nlocal_hours = nan", "retention.local_hours: must be a number greater than 0"),
+    ("[transcode]\nmax_sessions = 0", "transcode.max_sessions: must be an integer from 1 to 32"),
+    (
+        '[transcode]\nhardware = "cuda"',
+        "transcode.hardware: must be one of vaapi, nvenc, qsv (or unset for libx264)",
+    ),
+    (
+        '[transcode]\npreset = "placebo"',
+        "transcode.preset: must be one of ultrafast, superfast, veryfast, faster, fast, medium",
+    ),
+    (
+        "[playback]\naudio_languages = [1]",
+        'playback.audio_languages[0]: must be a language code such as "en", "eng" or "pt-BR"',
+    ),
+    (
+        '[playback]\naudio_languages = "en"',
+        "playback.audio_languages: must be a list of language codes",
+    ),
     ('[r2]\nenabled = "true"', "r2.enabled: must be true or false"),
     (
         '[r2]\nbucket = "My_Bucket"',
@@ -341,6 +360,15 @@ ERRORS: list[tuple[str, str]] = [
     ('[r2]\nendpoint = "r2.example.com"', "r2.endpoint: must be an http(s) URL"),
     ("[r2]\npresign_seconds = 604801", "r2.presign_seconds: must be an integer from 60 to 604800"),
     ('[r2]\nregion = ""', 'r2.region: must not be empty (R2 uses "auto")'),
+    ('[r2]\nserve = "cdn"', 'r2.serve: must be "local", "r2" or "auto"'),
+    ("[r2]\nconcurrency = 0", "r2.concurrency: must be an integer from 1 to 64"),
+    ("[r2]\nmax_gb = -1", "r2.max_gb: must be a number of 0 (off) or more"),
+    ('[r2]\npath_style = "yes"', "r2.path_style: must be true or false"),
+    ("[retention]\nidle_hours = -0.5", "retention.idle_hours: must be a number of 0 (off) or more"),
+    (
+        '[downloads]\nmax_disk_gb = "10"',
+        "downloads.max_disk_gb: must be a number of 0 (off) or more",
+    ),
 ]
 
 
@@ -674,6 +702,6 @@ def test_example_matches_the_defaults_it_claims() -> None:
     # Where the example states a default, loading it must give the same as leaving it out.
     example = load_config(EXAMPLE, env={})
     defaults = parse_config({}, base_dir=EXAMPLE.parent, env={})
-    for section in ("server", "tmdb", "downloads", "retention"):
+    for section in ("server", "tmdb", "downloads", "retention", "playback", "transcode"):
         assert getattr(example, section) == getattr(defaults, section), section
     assert example.r2 == defaults.r2

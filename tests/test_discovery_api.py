@@ -4,11 +4,16 @@ manual), and auto mode moving on when a release is incomplete."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from urllib.parse import urlencode
 
 import pytest
 
-from tests.support.app import API, HEADERS, follow, until
-from tests.support.fake_tmdb import THE_MATRIX, UNKNOWN_MOVIE_ID
+from server.http.costs import Budget
+from server.keys import COSTS
+from tests.support.app import API, HEADERS, OTHER_KEY, follow, until
+from tests.support.capabilities import CHROMIUM_JSON, FIREFOX_JSON
+from tests.support.fake_tmdb import INCEPTION, THE_MATRIX, UNKNOWN_MOVIE_ID
 from tests.support.world import MATRIX_RELEASES, World
 
 
@@ -89,6 +94,37 @@ async def test_watch_auto_downloads_the_best_release(world: World) -> None:
     assert await (await world.client.get(stream["url"])).read() == data
 
 
+@pytest.mark.parametrize(
+    ("browser", "picked"),
+    [
+        (CHROMIUM_JSON, "The.Matrix.1999.1080p.BluRay.x264-AMIABLE"),  # no HEVC decoder
+        (FIREFOX_JSON, "The.Matrix.1999.1080p.BluRay.x265.AAC-GRP"),  # decodes HEVC
+    ],
+    ids=["chromium", "firefox"],
+)
+async def test_watch_picks_for_the_browser_that_pressed_it(
+    world: World, browser: str, picked: str
+) -> None:
+    hevc = "The.Matrix.1999.1080p.BluRay.x265.AAC-GRP"
+    world.geek.releases.append(replace(MATRIX_RELEASES[0], title=hevc))
+    world.post(MATRIX_RELEASES[0].title)
+    world.post(hevc)
+    query = urlencode({"capabilities": browser})
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch?{query}", {})
+    assert status == 202, body
+    job = await until(world.client, body["job_id"], lambda j: j["release_title"] is not None)
+    assert job["release_title"] == picked
+    # The list the movie page shows this browser has the same release first.
+    listed = await world.get(f"/movies/{THE_MATRIX}/releases?{query}")
+    assert listed["releases"][0]["title"] == picked
+
+
+async def test_watch_refuses_capabilities_that_do_not_read(world: World) -> None:
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch?capabilities=%7Bnope", {})
+    assert status == 400 and body["code"] == "INVALID_INPUT", body
+    assert (await world.get("/jobs"))["jobs"] == []
+
+
 async def test_watch_manual_needs_a_known_release(world: World) -> None:
     status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "manual"})
     assert status == 400 and body["code"] == "INVALID_INPUT"
@@ -130,6 +166,14 @@ async def test_auto_mode_moves_on_when_articles_are_missing(world: World) -> Non
     job = await world.get(f"/jobs/{body['job_id']}")
     assert job["release_title"] == "The.Matrix.1999.720p.BluRay.x264-SiNNERS"
     assert (job["status"], job["attempt"], job["error_message"]) == ("ready", 2, None)
+    # The job's history says what the runner did and why, in order.
+    log = (await world.get(f"/jobs/{body['job_id']}/log"))["events"]
+    kinds = [e["kind"] for e in log]
+    assert kinds[0] == "requested" and kinds[-1] == "ready", kinds
+    assert kinds.index("retry") > kinds.index("release") and kinds.count("release") == 2
+    retry = next(e for e in log if e["kind"] == "retry")
+    assert "AMIABLE" in retry["message"] and "missing" in retry["message"]
+    assert all(e["at"].endswith("Z") for e in log)
 
 
 async def test_watch_logs_in_while_the_indexers_are_searched(world: World) -> None:
@@ -207,3 +251,54 @@ async def test_a_single_broken_release_says_what_went_wrong(world: World) -> Non
             await asyncio.sleep(0.05)
     message = job["error_message"]
     assert "AMIABLE" in message and "missing" in message and "no other release" in message
+
+
+async def test_searches_and_watches_are_limited_per_caller(world: World) -> None:
+    assert world.client.app is not None
+    costs = world.client.app[COSTS]
+    costs.budgets = {"search": Budget(burst=2, per_minute=1), "fetch": Budget(1, 1)}
+    for _ in range(2):
+        await world.get(f"/movies/{THE_MATRIX}/releases")
+    resp = await world.client.get(f"{API}/movies/{THE_MATRIX}/releases", headers=HEADERS)
+    assert resp.status == 429
+    assert (await resp.json())["code"] == "RATE_LIMITED"
+    assert 30 <= int(resp.headers["Retry-After"]) <= 60
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert (status, body["code"]) == (429, "RATE_LIMITED")
+    # The limits are per caller: another key has its own.
+    other = {"X-Api-Key": OTHER_KEY}
+    resp = await world.client.get(f"{API}/movies/{THE_MATRIX}/releases", headers=other)
+    assert resp.status == 200
+
+
+async def test_watch_of_an_unknown_movie_or_one_without_releases_is_404(world: World) -> None:
+    status, body = await world.post_json(f"/movies/{UNKNOWN_MOVIE_ID}/fetch", {"mode": "auto"})
+    assert (status, body["code"]) == (404, "NOT_FOUND")
+    world.geek.releases = []
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert (status, body["code"]) == (404, "NOT_FOUND")
+    assert "no release of The Matrix" in body["error"]
+    assert (await world.get("/jobs"))["jobs"] == []  # no job was made for either
+
+
+async def test_deleted_jobs_are_listed_only_when_asked_for(world: World) -> None:
+    world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE")
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    resp = await world.client.delete(f"{API}/jobs/{body['job_id']}", headers=HEADERS)
+    assert resp.status == 200
+    assert (await world.get("/jobs"))["jobs"] == []
+    deleted = (await world.get("/jobs?status=deleted"))["jobs"]
+    assert [j["job_id"] for j in deleted] == [body["job_id"]]
+
+
+async def test_tmdb_out_of_reach_is_500_and_an_error_from_tmdb_is_502(world: World) -> None:
+    world.tmdb.fail(status=503)
+    resp = await world.client.get(f"{API}/movies/{INCEPTION}", headers=HEADERS)
+    assert (resp.status, (await resp.json())["code"]) == (502, "TMDB_ERROR")
+    await world.tmdb.stop()  # nothing listens there any more
+    resp = await world.client.get(f"{API}/movies/{INCEPTION}", headers=HEADERS)
+    assert (resp.status, (await resp.json())["code"]) == (500, "INTERNAL_ERROR")
+    assert "cannot reach TMDB" in (await resp.json())["error"]

@@ -387,3 +387,19 @@ async def test_obfuscated_names_restored_from_par2(
     assert (out / "The.Movie.2019.mkv").read_bytes() == data
     assert not (out / "a3f9c0d1e2b4").exists()
     assert "The.Movie.2019.mkv" in [f.name for f in outcome.files]
+
+
+async def test_a_posted_file_named_like_the_engines_state_cannot_replace_it(
+    fake_nntp: FakeNntpFactory, tmp_path: Path
+) -> None:
+    hostile = b'{"version": 1, "nzb": "forged", "files": []}' + os.urandom(100_000)
+    movie = os.urandom(200_000)
+    nzb, arts = make_post({STATE_FILE: hostile, "movie.mkv": movie})
+    srv = await fake_nntp(articles=[a for v in arts.values() for a in v])
+    out = tmp_path / "out"
+    outcome = await fetch_nzb(parse_nzb(nzb), out, [spec(srv)])
+    assert outcome.complete
+    # The posted file is kept under a visible name; the engine's own state is its own.
+    assert (out / ("_" + STATE_FILE.lstrip("."))).read_bytes() == hostile
+    assert (out / "movie.mkv").read_bytes() == movie
+    assert (out / STATE_FILE).read_bytes() != hostile

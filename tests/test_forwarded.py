@@ -13,6 +13,7 @@ from pytest_aiohttp import AiohttpClient
 from server.config.load import parse_config
 from server.config.settings import IPNetwork
 from server.errors import InvalidInput
+from server.http import forwarded
 from server.http.forwarded import Forwarded, forwarded_middleware, resolve_forwarded
 from server.keys import SETTINGS
 from server.ui.errors import errors_middleware
@@ -161,6 +162,7 @@ def app_trusting(tmp_path: Path, *trusted: str) -> web.Application:
     )
     app = web.Application(middlewares=[errors_middleware, forwarded_middleware])
     app[SETTINGS] = settings
+    forwarded.setup(app)
     app.router.add_get("/", echo)
     return app
 

@@ -1,45 +1,111 @@
-"""The release health check's verdict and sample (pure); the check itself runs in
-test_discovery_api (auto mode skips a release whose articles are gone)."""
+"""Liveness, readiness and metrics, as a supervisor and a Prometheus see them."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
-from nntp.health import Health, recovery_share, sample_segments
-from nntp.nzb import parse_nzb
-from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
+from prometheus_client.parser import text_string_to_metric_families
+
+from server.config.settings import Settings
+from tests.support.app import API, HEADERS, Client, post_of, settings_for, submit, until
+from tests.support.capabilities import CHROMIUM_JSON
+from tests.support.fake_nntp import FakeNntpFactory
+from tests.support.media import ReleaseClips
+
+Start = Callable[[Settings], Awaitable[Client]]
 
 
-@pytest.mark.parametrize(
-    ("missing", "recovery", "hopeless"),
-    [
-        (20, 0.0, True),  # taken down
-        (20, 0.5, True),
-        (10, 0.1, True),  # half gone: far more than 10 % of PAR2 repairs
-        (2, 0.0, False),  # a hole or two: a repair's job, or the backup's
-        (5, 0.0, False),  # could be 10 % by chance: never called hopeless
-        (8, 0.0, True),
-        (8, 0.3, False),  # plenty of recovery data
-    ],
-)
-def test_hopeless_only_beyond_what_par2_repairs(
-    missing: int, recovery: float, hopeless: bool
+async def test_ready_names_what_is_not_working_and_tells_no_secrets(
+    start_app: Start, fake_nntp: FakeNntpFactory, tmp_path: Path
 ) -> None:
-    assert Health(20, missing, recovery, ("news",)).hopeless is hopeless
+    srv = await fake_nntp()
+    client = await start_app(settings_for(tmp_path, srv))
+    assert (await client.get("/api/health")).status == 200  # no credentials needed
+    resp = await client.get("/api/ready")
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["status"] == "ready" and body["failing"] == []
+    assert {c["name"] for c in body["checks"]} == {"database", "disk", "usenet", "tools"}
+
+    # A disk that is too full, and a news server that went away: 503, both named.
+    full = await start_app(settings_for(tmp_path / "b", srv, downloads={"min_free_gb": 1e9}))
+    resp = await full.get("/api/ready")
+    assert resp.status == 503 and (await resp.json())["failing"] == ["disk"]
+    await srv.stop()
+    gone = await start_app(settings_for(tmp_path / "c", srv))
+    resp = await gone.get("/api/ready")
+    body = await resp.json()
+    assert resp.status == 503 and body["failing"] == ["usenet"]
+    text = await resp.text()
+    assert str(tmp_path) not in text and srv.host not in text and "fake" not in text
 
 
-def test_no_answer_is_no_evidence() -> None:
-    assert not Health(20, 20, 0.0, (), {"news": "no answer in time"}).hopeless
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
 
 
-def test_sample_spreads_over_the_data_and_leaves_par2_out() -> None:
-    movie = articles_for_bytes(b"m" * 100 * 1024, "film.mkv", part_size=1024)
-    vol = articles_for_bytes(b"p" * 10 * 1024, "film.vol00+10.par2", part_size=1024)
-    nzb = parse_nzb(build_nzb([NzbEntry.from_articles(movie), NzbEntry.from_articles(vol)]))
-    sample = sample_segments(nzb, 10)
-    ids = [s.message_id for s in sample]
-    movie_ids = [a.message_id for a in movie]
-    assert len(ids) == 10 and set(ids) <= set(movie_ids)
-    positions = [movie_ids.index(i) for i in ids]
-    assert positions == sorted(positions) and positions[0] < 10 and positions[-1] > 90
-    assert recovery_share(nzb) == pytest.approx(0.1, rel=0.1)
+async def test_metrics_in_prometheus_text(
+    start_app: Start, fake_nntp: FakeNntpFactory, tmp_path: Path
+) -> None:
+    data = os.urandom(300_000)
+    nzb, arts = post_of(data, "Film.2020.mkv")
+    srv = await fake_nntp(articles=arts)
+    client = await start_app(settings_for(tmp_path, srv))
+    assert (await client.get("/metrics")).status == 401  # a key, by default
+    job_id = await submit(client, nzb)
+    await until(client, job_id, lambda j: j["status"] == "ready")
+    stream = await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
+    media = await client.get(stream["url"], headers={"Range": "bytes=0-99"})
+    assert media.status == 206
+
+    resp = await client.get("/metrics", headers=HEADERS)
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    seen = samples(await resp.text())
+    assert seen[("matinee_jobs", (("status", "ready"),))] == 1
+    assert seen[("matinee_jobs", (("status", "error"),))] == 0
+    assert seen[("matinee_watch_to_playable_seconds_count", ())] == 1
+    assert seen[("matinee_media_first_byte_seconds_count", ())] >= 1
+    assert seen[("matinee_disk_free_bytes", ())] > 0
+
+
+async def test_metrics_for_the_household_without_a_key_when_configured(
+    start_app: Start, fake_nntp: FakeNntpFactory, tmp_path: Path
+) -> None:
+    srv = await fake_nntp()
+    extra: dict[str, Any] = {"metrics": {"lan_without_key": True}}
+    client = await start_app(settings_for(tmp_path, srv, **extra))
+    assert (await client.get("/metrics")).status == 200  # 127.0.0.1 is the household's
+    off = await start_app(settings_for(tmp_path / "off", srv, metrics={"enabled": False}))
+    assert (await off.get("/metrics", headers=HEADERS)).status == 404
+
+
+async def test_metrics_of_hls_sessions(
+    start_app: Start, fake_nntp: FakeNntpFactory, tmp_path: Path, release_clips: ReleaseClips
+) -> None:
+    film = release_clips.path("h264-ac3-2srt.mkv")
+    nzb, arts = await asyncio.to_thread(post_of, film.read_bytes(), film.name)
+    client = await start_app(settings_for(tmp_path, await fake_nntp(articles=arts)))
+    job_id = await submit(client, nzb)
+    await until(client, job_id, lambda j: j["status"] == "ready")
+    resp = await client.get(
+        f"{API}/movies/{job_id}/stream", params={"capabilities": CHROMIUM_JSON}, headers=HEADERS
+    )
+    stream = await resp.json()
+    assert stream["kind"] == "hls", stream
+    assert (await client.get(stream["url"].replace("index.m3u8", "0.m4s"))).status == 200
+    # A segment past the film's end is a 404, not a failure of ffmpeg.
+    assert (await client.get(stream["url"].replace("index.m3u8", "9999.m4s"))).status == 404
+
+    seen = samples(await (await client.get("/metrics", headers=HEADERS)).text())
+    assert seen[("matinee_hls_sessions", ())] == 1
+    assert seen[("matinee_hls_segment_seconds_count", ())] == 1
+    assert seen[("matinee_playback_failures_total", ())] == 0

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.capabilities import CHROMIUM
 from tests.support.media import ReleaseClips
 from transcode.argv import (
     TIMELINE_OFFSET,
@@ -20,7 +21,6 @@ from transcode.argv import (
     hls_argv,
     video_encoder_args,
 )
-from transcode.capabilities import parse_capabilities
 from transcode.compat import plan
 from transcode.keyframes import KeyframeIndex, file_reader, read_keyframes
 from transcode.playlist import (
@@ -247,7 +247,7 @@ def test_hardware_encoders(encoder: VideoEncoder, expected: list[str]) -> None:
 
 
 def test_the_plan_becomes_the_output() -> None:
-    caps = parse_capabilities((DATA / "capabilities" / "chromium-156-headless.json").read_text())
+    caps = CHROMIUM
     info = parse_probe((DATA / "ffprobe" / "h264-ac3-2srt.mkv.json").read_text())
     output = HlsOutput.from_plan(plan(info, caps))
     assert (output.video_stream, output.audio_stream) == (0, 1)

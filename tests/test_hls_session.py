@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.app import wait_for
+from tests.support.capabilities import CHROMIUM
 from tests.support.media import ReleaseClips
 from tests.support.processes import children_named
 from tests.support.range_server import RangeServer
 from transcode.argv import TIMELINE_OFFSET, HlsOutput
-from transcode.capabilities import BrowserFamily, Capabilities, parse_capabilities
+from transcode.capabilities import BrowserFamily, Capabilities
 from transcode.compat import plan
 from transcode.keyframes import file_reader, read_keyframes
 from transcode.probe import probe
@@ -24,7 +26,6 @@ from transcode.session import HlsError, HlsSession, SessionClosed
 from transcode.sessions import HlsSessions
 
 DATA = Path(__file__).parent / "data"
-CHROMIUM = parse_capabilities((DATA / "capabilities" / "chromium-156-headless.json").read_text())
 
 
 def _ffmpeg_children() -> list[int]:
@@ -112,6 +113,39 @@ async def test_remux_segments_follow_the_playlist_across_restarts(
         finally:
             await session.close()
     assert not (tmp_path / "s").exists()
+
+
+async def test_a_segment_the_player_passed_is_made_again(
+    release_clips: ReleaseClips, tmp_path: Path
+) -> None:
+    """The run made the whole film; the player jumped to the end (so the pieces behind were
+    deleted) and comes back: the segment is made again, not read from a deleted file."""
+    path = release_clips.path("h264-ac3-2srt.mkv")
+    async with RangeServer(path) as server:
+        session = await _session(path, server.url, tmp_path / "s", buffer_ahead=1000.0)
+        try:
+            assert session.segments is not None
+            last = len(session.segments) - 1
+            await session.segment(0)
+            run = session._run
+            assert run is not None
+
+            def made_all() -> bool:
+                run.refresh()
+                return run.ended
+
+            await wait_for(made_all, within=30)
+            await session.segment(last)  # no restart: it is made; the pieces behind go
+            assert session.restarts == 0
+            await wait_for(lambda: not (run.directory / "1.m4s").exists(), within=5)
+            init = await session.init()
+            data = await session.segment(1)
+            assert session.restarts == 1
+            first = await asyncio.to_thread(_first_pts, init, data, tmp_path)
+            start = session.segments[1].start
+            assert first["h264"] == pytest.approx(start + TIMELINE_OFFSET, abs=0.002)
+        finally:
+            await session.close()
 
 
 @pytest.mark.slow

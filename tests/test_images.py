@@ -79,6 +79,7 @@ async def test_images_need_a_session(site: Site) -> None:
         "w342/abc",
         "original/abc.jpg%00.png",
         "w342/abc-def.jpg",
+        "w185/" + "a" * 5000 + ".jpg",  # longer than any file name a disk takes
     ],
 )
 async def test_bad_sizes_and_names_are_refused(site: Site, path: str) -> None:

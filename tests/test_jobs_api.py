@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from server.config.settings import Settings
-from server.keys import JOBS
+from server.keys import JOBS, RETENTION, STORE
 from tests.support.app import (
     API,
     HEADERS,
@@ -106,8 +106,9 @@ async def test_ffprobe_reads_a_half_downloaded_mkv(
     client = await start_app(settings_for(tmp_path, srv))
     job_id = await submit(client, nzb)
     await until(client, job_id, lambda j: j["playable"])
-    url = (await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json())["url"]
-    info = await probe(str(client.make_url(url)), timeout=30)
+    stream = await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
+    # The file itself, for players that take anything (the browser's url is HLS here).
+    info = await probe(str(client.make_url(stream["media_url"])), timeout=30)
     assert info.container == "matroska"
     assert [s.codec for s in info.streams] == ["h264", "aac"]
     assert (await job(client, job_id))["status"] == "downloading"
@@ -323,11 +324,51 @@ async def test_ready_jobs_are_deleted_when_their_time_is_up(
     ready = await until(client, job_id, lambda j: j["status"] == "ready")
     assert ready["expires_at"] is not None
     assert client.app is not None
-    manager = client.app[JOBS]
+    retention = client.app[RETENTION]
     folder = tmp_path / "data" / "downloads" / job_id
     assert folder.exists()
-    assert await manager.reap_expired() == []  # not yet
-    manager.clock = lambda: time.time() + 3601  # an hour and a second later
-    assert await manager.reap_expired() == [job_id]
+    await retention.run_due(time.time())  # not yet
+    assert (await job(client, job_id))["status"] == "ready"
+    await retention.run_due(time.time() + 3601)  # an hour and a second later
     assert (await job(client, job_id))["status"] == "deleted"
     assert not folder.exists()
+    log = (await (await client.get(f"{API}/jobs/{job_id}/log", headers=HEADERS)).json())["events"]
+    assert log[-1]["kind"] == "deleted" and log[-1]["data"] == {"reason": "ready"}
+    assert "ready_hours" in log[-1]["message"]
+
+
+async def test_failed_jobs_lose_their_files_after_failed_hours(
+    fake_nntp: FakeNntpFactory,
+    start_app: Callable[[Settings], Awaitable[Client]],
+    tmp_path: Path,
+) -> None:
+    data = os.urandom(300_000)
+    nzb, arts = post_of(data, "broken.mkv")
+    srv = await fake_nntp(articles=arts)
+    srv.missing.add(arts[1].message_id)
+    client = await start_app(settings_for(tmp_path, srv, retention={"failed_hours": 2}))
+    job_id = await submit(client, nzb)
+    async with asyncio.timeout(20):
+        while (j := await job(client, job_id))["status"] != "error":
+            await asyncio.sleep(0.05)
+    assert j["expires_at"] is not None  # the page can say when the partial files go
+    folder = tmp_path / "data" / "downloads" / job_id
+    assert any(folder.rglob("broken.mkv"))  # what it got is there to look at, for now
+    assert client.app is not None
+    manager = client.app[JOBS]
+    store = client.app[STORE]
+    await store.cache.put("tmdb:old", b"stale", 60)
+    await manager.housekeeping()
+    await client.app[RETENTION].run_due(time.time())
+    assert folder.exists()
+    manager.clock = lambda: time.time() + 2 * 3600 + 1
+    await manager.housekeeping()
+    await client.app[RETENTION].run_due(time.time() + 2 * 3600 + 1)
+    assert not folder.exists()
+    assert (await job(client, job_id))["status"] == "deleted"
+    assert await store.cache.get("tmdb:old", now=0) is None  # expired entries purged too
+    # Thirty days on, the deleted job's row and history go as well.
+    manager.clock = lambda: time.time() + 31 * 86400
+    await manager.housekeeping()
+    resp = await client.get(f"{API}/jobs/{job_id}", headers=HEADERS)
+    assert resp.status == 404

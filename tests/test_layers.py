@@ -17,6 +17,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "logs": 0,
     "keys": 0,
+    "metrics": 0,
     "config": 1,
     "store": 2,
     "discovery": 3,
@@ -32,7 +33,9 @@ LAYERS: dict[str, int] = {
 }
 #: Vocabulary every layer may use. Each imports nothing of Matinee at run time (checked
 #: below); keys.py names the services' classes for typing only.
-LEAVES = frozenset({"server.errors", "server.logs", "server.keys", "server.jobs.lifecycle"})
+LEAVES = frozenset(
+    {"server.errors", "server.logs", "server.keys", "server.metrics", "server.jobs.lifecycle"}
+)
 
 
 def modules(package: str) -> Iterator[tuple[str, Path]]:

@@ -23,7 +23,9 @@ SAFE_FILENAME_CASES = [
     ("Big Buck Bunny - S01E01.mkv", "Big Buck Bunny - S01E01.mkv"),
     ("你好世界.part01.rar", "你好世界.part01.rar"),
     ("Amélie.2001.mkv", "Amélie.2001.mkv"),
-    (".hidden", ".hidden"),
+    (".hidden", "_hidden"),  # names that start with a dot are the engine's own
+    (".matinee-download.json", "_matinee-download.json"),
+    ("..x.mkv", "__x.mkv"),
     ("Movie: Part 2.mkv", "Movie: Part 2.mkv"),
     # only the last path component survives
     ("../../etc/passwd", "passwd"),

@@ -172,5 +172,5 @@ async def test_a_job_repairs_an_obfuscated_post_and_keeps_the_real_name(
     folder = tmp_path / "data" / "downloads" / job_id
     assert sha256((folder / MOVIE).read_bytes()) == sha256(movie)
     stream = await (await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)).json()
-    assert stream["url"].split("?")[0].endswith(f"/{MOVIE}")
+    assert stream["media_url"].split("?")[0].endswith(f"/{MOVIE}")
     assert job["progress"] == 100

@@ -13,6 +13,7 @@ from aiohttp import web
 from server.api.openapi import API_PREFIX, spec
 from tests.support.app import API, HEADERS, until
 from tests.support.fake_tmdb import THE_MATRIX, UNKNOWN_MOVIE_ID
+from tests.support.media import ReleaseClips
 from tests.support.world import World
 
 PREFIX = "/" + API_PREFIX
@@ -80,7 +81,9 @@ async def test_served_spec_matches(world: World) -> None:
     assert (await resp.json())["paths"].keys() == SPEC["paths"].keys()
 
 
-async def test_real_responses_follow_the_contract(world: World) -> None:
+async def test_real_responses_follow_the_contract(
+    world: World, release_clips: ReleaseClips
+) -> None:
     async def check(method: str, path: str, template: str, status: int, **kw: Any) -> Any:
         resp = await world.client.request(method, f"{API}{path}", headers=HEADERS, **kw)
         body = await resp.json()
@@ -96,7 +99,9 @@ async def test_real_responses_follow_the_contract(world: World) -> None:
     await check("GET", f"/movies/{UNKNOWN_MOVIE_ID}", "/movies/{id}", 404)
     await check("GET", f"/movies/{THE_MATRIX}/similar", "/movies/{id}/similar", 200)
     releases = await check("GET", f"/movies/{THE_MATRIX}/releases", "/movies/{id}/releases", 200)
-    world.post(releases["releases"][0]["title"])
+    # A real film with AC3 sound and two SRT tracks: the stream answer lists its tracks.
+    film = release_clips.path("h264-ac3-2srt.mkv").read_bytes()
+    world.post(releases["releases"][0]["title"], data=film)
     await check(
         "POST", f"/movies/{THE_MATRIX}/fetch", "/movies/{id}/fetch", 400, json={"mode": "x"}
     )
@@ -105,7 +110,15 @@ async def test_real_responses_follow_the_contract(world: World) -> None:
     await check("GET", f"/jobs/{job_id}", "/jobs/{job_id}", 200)
     await until(world.client, job_id, lambda j: j["status"] == "ready")
     await check("GET", f"/movies/{THE_MATRIX}", "/movies/{id}", 200)
-    await check("GET", f"/movies/{job_id}/stream", "/movies/{id}/stream", 200)
+    stream = await check("GET", f"/movies/{job_id}/stream", "/movies/{id}/stream", 200)
+    assert stream["kind"] == "hls" and [t["language"] for t in stream["subtitles"]] == [
+        "eng",
+        "ger",
+    ]
+    await check("GET", f"/movies/{job_id}/stream?audio=0", "/movies/{id}/stream", 400)
+    await check("GET", "/preferences", "/preferences", 200)
+    await check("PUT", "/preferences", "/preferences", 200, json={"subtitle_language": "off"})
+    await check("PUT", "/preferences", "/preferences", 400, json={"volume": 11})
     await check("GET", "/movies/job_1_ffffffff/stream", "/movies/{id}/stream", 404)
     await check("GET", "/jobs", "/jobs", 200)
     await check("GET", "/jobs?status=bogus", "/jobs", 400)

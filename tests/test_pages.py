@@ -5,6 +5,8 @@ the configured base path. (Browser tests drive the same pages with JavaScript.)"
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -16,7 +18,7 @@ from nntp.nzb import parse_nzb
 from server.jobs.lifecycle import Failure, MediaKind, Status
 from server.keys import DEMO, JOBS, STORE
 from server.store.jobs import Media
-from server.ui import status as status_page
+from server.ui import checks as status_page
 from server.ui.templates import STATIC_DIR
 from tests.support.fake_tmdb import (
     INCEPTION,
@@ -201,6 +203,15 @@ async def test_job_page_lights_play_now_when_playable(site: Site) -> None:
     assert play.attrs["href"] == f"{site.base}play/{job.job_id}"
 
 
+async def test_job_page_has_the_jobs_history(site: Site) -> None:
+    job = await site.job(movie_id=THE_MATRIX, status="downloading")
+    await site.app[STORE].events.add(job.job_id, "release", "chose The.Matrix.1999 from geek")
+    page = await site.get(f"job/{job.job_id}")
+    entries = page.find("li", data_kind="release")
+    assert len(entries) == 1 and "chose The.Matrix.1999 from geek" in entries[0].text
+    assert page.by_id("job-log").tag == "details"
+
+
 async def test_job_page_explains_errors_and_offers_the_next_release(site: Site) -> None:
     job = await site.job(movie_id=THE_MATRIX, status="downloading", playable=True)
     await site.app[STORE].jobs.fail(
@@ -241,7 +252,7 @@ async def test_downloads_page(site: Site) -> None:
         return {
             c
             for b in page.find("button")
-            if b.inside("tr", **{"data-job-id": job_id})
+            if b.inside("tr", **{"data-job-id": job_id}) and "hidden" not in b.attrs
             for c in b.classes
         }
 
@@ -254,11 +265,17 @@ async def test_downloads_page(site: Site) -> None:
 async def test_status_page_lists_services(site: Site) -> None:
     page = await site.get("status")
     services = {e.attrs["data-service"]: e for e in page.find("li", class_="service")}
-    assert set(services) == {"TMDB", "Indexer geek", "Usenet fake", "Disk"}
-    for name in ("TMDB", "Indexer geek", "Usenet fake"):
+    tools = {"ffmpeg", "ffprobe", "par2", "unar"}
+    assert set(services) == {
+        *("TMDB", "Indexer geek", "Usenet fake", "Disk", "R2", "Video encoder"),
+        *("Reverse proxy", *tools),
+    }
+    for name in ("TMDB", "Indexer geek", "Usenet fake", "Video encoder", *tools):
         assert services[name].attrs["data-state"] == "ok", services[name].text
     assert "free of" in services["Disk"].text
+    assert "ffmpeg version" in services["ffmpeg"].text  # its own words, from -version
     assert "Connections: 2" in services["Usenet fake"].text
+    assert "libx264 on the CPU (preset veryfast, 2 threads)" in services["Video encoder"].text
 
 
 async def test_status_page_shows_what_each_server_did(site: Site, tmp_path: Path) -> None:
@@ -279,7 +296,10 @@ async def test_status_page_says_what_to_fix(start_site: StartSite) -> None:
     site = await start_site("/", services=False)
     page = await site.get("status")
     services = {e.attrs["data-service"]: e for e in page.find("li", class_="service")}
-    assert set(services) == {"TMDB", "Indexers", "Usenet", "Disk"}
+    assert set(services) == {
+        *("TMDB", "Indexers", "Usenet", "Disk", "R2", "Video encoder", "Reverse proxy"),
+        *("ffmpeg", "ffprobe", "par2", "unar"),
+    }
     for name in ("TMDB", "Indexers", "Usenet"):
         assert services[name].attrs["data-state"] == "error"
         assert "What to fix" in services[name].text
@@ -369,3 +389,23 @@ async def test_status_page_does_not_wait_long_for_a_slow_indexer(
     geek = page.one("li", **{"data-service": "Indexer geek"})
     assert geek.attrs["data-state"] == "error"
     assert "Did not answer within 0.3 s" in geek.text
+
+
+async def test_pages_carry_a_strict_content_security_policy(site: Site) -> None:
+    resp = await site.client.get(f"{site.base}", headers=site.headers())
+    html = await resp.text()
+    csp = resp.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
+    # The only inline script is the import map, allowed by its exact hash.
+    inline = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>(.*?)</script>", html, re.S)
+    kinds = sorted(re.search(r'type="([^"]+)"', attrs)[1] for attrs, _ in inline)  # type: ignore[index]
+    assert kinds == ["application/json", "importmap"]
+    (import_map,) = [body for attrs, body in inline if "importmap" in attrs]
+    digest = base64.b64encode(hashlib.sha256(import_map.encode()).digest()).decode()
+    assert directives["script-src"] == f"'self' 'sha256-{digest}'"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    # Not only pages: static files and errors are never sniffed into something else.
+    css = await site.client.get(f"{site.base}static/matinee.css")
+    assert css.headers["X-Content-Type-Options"] == "nosniff"

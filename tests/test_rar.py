@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import json
 import random
 import struct
@@ -36,6 +35,19 @@ from nntp.rar import (
     volume_order,
 )
 from tests.support.programs import needs
+from tests.support.rar import (
+    extra_record,
+    movie_set,
+    r4_block,
+    r4_end,
+    r4_file,
+    r4_main,
+    r5_end,
+    r5_file,
+    r5_header,
+    r5_main,
+    vint,
+)
 
 STORE_SETS = {
     "rar3-vols": ["rar3-vols.part1.rar", "rar3-vols.part2.rar", "rar3-vols.part3.rar"],
@@ -123,117 +135,6 @@ def lsar_parts(first: Path) -> dict[str, list[tuple[int, int, int]]]:
             (p["Offset"], p["InputLength"], p.get("CRC32", 0)) for p in parts
         ]
     return found
-
-
-# -- builders for crafted archives (correct CRCs, so the checks behind them are reached) --
-
-
-def vint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def r5_header(body: bytes) -> bytes:
-    size = vint(len(body))
-    return struct.pack("<I", zlib.crc32(size + body)) + size + body
-
-
-def r5_main(flags: int = 0, number: int | None = None) -> bytes:
-    if number is not None:
-        flags |= 0x0002
-    fields = vint(flags) + (vint(number) if number is not None else b"")
-    return r5_header(vint(1) + vint(0) + fields)
-
-
-def r5_file(
-    name: bytes,
-    data: bytes,
-    *,
-    block_flags: int = 0,
-    file_flags: int = 0x0004,
-    method: int = 0,
-    size: int | None = None,
-    extra: bytes = b"",
-    data_size: int | None = None,
-    crc: int | None = None,
-) -> bytes:
-    flags = block_flags | 0x0002 | (0x0001 if extra else 0)
-    common = vint(2) + vint(flags) + (vint(len(extra)) if extra else b"")
-    common += vint(len(data) if data_size is None else data_size)
-    fields = vint(file_flags) + vint(len(data) if size is None else size) + vint(0o644)
-    if file_flags & 0x0004:
-        fields += struct.pack("<I", zlib.crc32(data) if crc is None else crc)
-    fields += vint(method << 7) + vint(1) + vint(len(name)) + name
-    return r5_header(common + fields + extra) + data
-
-
-def r5_end(more: bool = False) -> bytes:
-    return r5_header(vint(5) + vint(0) + vint(1 if more else 0))
-
-
-def r4_block(kind: int, flags: int, body: bytes, crc_end: int | None = None) -> bytes:
-    header = struct.pack("<BHH", kind, flags, 7 + len(body)) + body
-    covered = header if crc_end is None else header[: crc_end - 2]
-    return struct.pack("<H", zlib.crc32(covered) & 0xFFFF) + header
-
-
-def r4_main(flags: int = 0) -> bytes:
-    return r4_block(0x73, flags, b"\0" * 6)
-
-
-def r4_file(
-    name: bytes,
-    data: bytes,
-    *,
-    flags: int = 0,
-    method: int = 0x30,
-    tail: bytes = b"",
-    crc_end: int | None = None,
-    high: tuple[int, int] | None = None,
-) -> bytes:
-    fixed = struct.pack(
-        "<IIBIIBBHI", len(data), len(data), 3, zlib.crc32(data), 0, 29, method, len(name), 0o100644
-    )
-    if high is not None:
-        flags |= 0x0100
-        fixed += struct.pack("<II", *high)
-    return r4_block(0x74, flags | 0x8000, fixed + name + tail, crc_end) + data
-
-
-def r4_end(flags: int = 0, number: int | None = None) -> bytes:
-    body = b""
-    if number is not None:
-        flags |= 0x0008
-        body = struct.pack("<H", number)
-    return r4_block(0x7B, flags, body)
-
-
-def movie_set(content: bytes, cuts: list[int]) -> list[bytes]:
-    """A RAR5 store-mode volume set of one file ``movie.mkv`` split at ``cuts``."""
-    bounds = [0, *cuts, len(content)]
-    volumes = []
-    for index, (start, stop) in enumerate(itertools.pairwise(bounds)):
-        last = index == len(bounds) - 2
-        split = (0x0008 if index else 0) | (0 if last else 0x0010)
-        part = content[start:stop]
-        # Earlier parts carry the CRC of their own bytes, the last one that of the file.
-        crc = zlib.crc32(content if last else part)
-        header = r5_file(b"movie.mkv", part, block_flags=split, size=len(content), crc=crc)
-        number = index if index else None
-        volumes.append(RAR5_SIGNATURE + r5_main(0x0001, number) + header + r5_end(not last))
-    return volumes
-
-
-def extra_record(kind: int, payload: bytes) -> bytes:
-    body = vint(kind) + payload
-    return vint(len(body)) + body
 
 
 # -- detection -------------------------------------------------------------------------

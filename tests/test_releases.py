@@ -21,6 +21,7 @@ from server.discovery.releases.ranking import (
     release_id,
 )
 from server.discovery.releases.titles import ParsedRelease, parse_title
+from tests.support.capabilities import CHROMIUM, FIREFOX
 
 # (title, movie title, year, resolution, source, codec, group, other expected fields)
 TITLES: list[tuple[str, str, int | None, str | None, str | None, str | None, str | None, dict[str, Any]]] = [  # noqa: E501
@@ -519,8 +520,9 @@ def test_browser_codecs_are_preferred() -> None:
     xvid = item("Arrival.2016.1080p.BluRay.XviD-EVO", size=9 * GB)
     ranked = rank([xvid, hevc, avc], runtime_minutes=116, now=NOW)
     assert titles_of(ranked) == [avc.title, hevc.title, xvid.title]
-    assert "HEVC may need transcoding in some browsers" in ranked[1].reasons
-    assert "H.264 plays directly in every browser" in ranked[0].reasons
+    assert "converting video: HEVC → H.264 (Chrome cannot play HEVC)" in ranked[1].reasons
+    assert "H.264 video plays in Chrome (copied into HLS)" in ranked[0].reasons
+    assert any("MPEG-4 Part 2 does not play in browsers" in r for r in ranked[2].reasons)
 
 
 def test_remux_is_penalised_for_size() -> None:
@@ -659,3 +661,60 @@ def test_normalised_title_ignores_separators_and_site_tags() -> None:
 )
 def test_format_size(size: int, text: str) -> None:
     assert format_size(size) == text
+
+
+# --- the score says the order (issue 14, item 4) ----------------------------------------------
+
+
+def test_scores_are_in_order_over_every_real_capture(shared_fixtures: Path) -> None:
+    """Every captured reply at once (a movie search, a music reply answering it, an RSS item):
+    fetchable releases first, excluded ones last, and the scores say so."""
+    items = _captured_items(shared_fixtures)
+    for allow_cam in (False, True):
+        ranked = rank(items, runtime_minutes=120, allow_cam=allow_cam, now=NOW)
+        scores = [r.score for r in ranked]
+        assert scores == sorted(scores, reverse=True), scores
+        excluded = [r.excluded for r in ranked]
+        assert excluded == sorted(excluded), "an excluded release ranks above a fetchable one"
+        assert any(excluded) and not all(excluded)
+        for release in ranked:
+            if release.excluded:
+                assert any("ranked last" in r for r in release.reasons)
+
+
+def test_pre_release_copies_rank_below_real_sources_by_their_score() -> None:
+    items = [item(row[0], size=(i % 5 + 1) * GB) for i, row in enumerate(TITLES)]
+    ranked = rank(items, runtime_minutes=100, allow_cam=True, now=NOW)
+    tiers = [2 if r.excluded else 1 if r.source in CAM_SOURCES else 0 for r in ranked]
+    assert tiers == sorted(tiers)
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+
+
+# --- the player's logic ranks the sound (issue 14, item 6) -------------------------------------
+
+
+@pytest.mark.parametrize("browser", ["chrome", "firefox", "safari", CHROMIUM, FIREFOX])
+def test_dts_never_ranks_above_an_equal_release_with_browser_sound(browser: Any) -> None:
+    base = "Arrival.2016.1080p.BluRay.{}.x264-GRP"
+    dts = item(base.format("DTS"), size=8 * GB)  # the smallest: it wins a tie
+    ac3 = item(base.format("AC3"), size=int(8.2 * GB))
+    aac = item(base.format("AAC"), size=int(8.4 * GB))
+    ranked = rank([dts, ac3, aac], runtime_minutes=116, now=NOW, browser=browser)
+    order = titles_of(ranked)
+    assert order.index(dts.title) == 2, order
+    scores = {r.title: r.score for r in ranked}
+    assert scores[aac.title] >= scores[ac3.title] > scores[dts.title], scores
+    (said,) = [r for r in ranked[2].reasons if "DTS" in r]
+    assert "no browser plays DTS" in said
+
+
+def test_hevc_ranks_by_what_the_browser_decodes() -> None:
+    """Chromium has no HEVC decoder (a transcode); Firefox ESR's decodes it (copied)."""
+    hevc = item("Arrival.2016.1080p.BluRay.x265.AAC-GRP", size=6 * GB)
+    avc = item("Arrival.2016.1080p.BluRay.x264.AAC-GRP", size=6 * GB)
+    chromium = rank([hevc, avc], runtime_minutes=116, now=NOW, browser=CHROMIUM)
+    firefox = rank([hevc, avc], runtime_minutes=116, now=NOW, browser=FIREFOX)
+    assert titles_of(chromium)[0] == avc.title and chromium[0].score > chromium[1].score
+    assert chromium[1].score == firefox[0].score - 100  # converted (-40) instead of copied (+60)
+    assert "converting video: HEVC → H.264 (this browser cannot play HEVC)" in chromium[1].reasons
+    assert firefox[0].score == firefox[1].score  # both play in Firefox

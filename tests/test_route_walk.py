@@ -47,7 +47,9 @@ def public(base: str, method: str, path: str) -> bool:
     read = method in {"GET", "HEAD"}
     return (
         (path == f"{base}login" and (read or method == "POST"))
+        or (path == f"{base}login/first-password" and method == "POST")
         or (path == f"{base}api/health" and read)
+        or (path == f"{base}api/ready" and read)
         or (path.startswith(f"{base}static/") and read)
         or (path == f"{base}favicon.ico" and read)
     )

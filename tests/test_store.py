@@ -22,6 +22,8 @@ from server.jobs import lifecycle
 from server.jobs.lifecycle import MediaKind, Status
 from server.store import migrations
 from server.store.db import Store, store_context
+from server.store.db import backup as store_mod_backup
+from server.store.events import Note
 from server.store.jobs import Job, Media, new_job_id
 from server.store.migrations import split_statements
 from server.store.positions import Position
@@ -204,6 +206,7 @@ async def test_the_schema_checks_exactly_the_lifecycle_vocabulary(db_path: Path)
     assert allowed("source") == {s.value for s in lifecycle.Source}
     assert allowed("media_kind") == {k.value for k in lifecycle.MediaKind}
     assert allowed("failure") == {f.value for f in lifecycle.Failure}
+    assert allowed("mirror") == {m.value for m in lifecycle.MirrorState}
 
 
 async def test_named_changes_set_their_fields_and_stamp_updated_at(
@@ -303,6 +306,25 @@ async def test_same_status_update_is_not_a_transition(store: Store) -> None:
     assert again.error_message == "second"
     deleted = await job_in(store, "deleted")
     assert (await store.jobs.mark_deleted(deleted.job_id)).status == "deleted"
+
+
+async def test_a_change_and_its_event_are_written_together(store: Store) -> None:
+    job = await job_in(store, "preparing")
+    media = Media("Film.mkv", MediaKind.FILE, "video/x-matroska", 10)
+    note = Note("ready", "Film.mkv is ready", {"size": 10})
+    ready = await store.jobs.mark_ready(job.job_id, media, ready_at=1.0, expires_at=2.0, note=note)
+    events = await store.events.list(job.job_id)
+    assert [(e.kind, e.message, e.data) for e in events] == [
+        ("ready", "Film.mkv is ready", {"size": 10})
+    ]
+    assert events[0].at == ready.updated_at
+    # A change the lifecycle refuses writes neither the change nor its event.
+    deleted = await job_in(store, "deleted")
+    with pytest.raises(InvalidTransition):
+        await store.jobs.fail(
+            deleted.job_id, "late", lifecycle.Failure.USENET, note=Note("error", "late")
+        )
+    assert await store.events.list(deleted.job_id) == []
 
 
 async def test_active_job_for_movie(store: Store, clock: FakeClock) -> None:
@@ -723,3 +745,36 @@ def test_split_statements() -> None:
     # the shipped migrations split cleanly, and each piece is one complete statement
     for migration in migrations.MIGRATIONS:
         assert all(sqlite3.complete_statement(s) for s in split_statements(migration))
+
+
+async def test_a_damaged_database_is_refused_at_start_saying_what_to_do(db_path: Path) -> None:
+    async with store_context(db_path) as store:
+        for _ in range(200):  # enough rows for several pages
+            await store.jobs.create(new_job(error_message="x" * 500))
+
+    def damage() -> None:  # a disk error in the middle of the file
+        with db_path.open("r+b") as f:
+            f.seek(db_path.stat().st_size // 2)
+            f.write(bytes(range(256)) * 16)
+
+    await asyncio.to_thread(damage)
+    with pytest.raises(StoreError) as caught:
+        async with store_context(db_path):
+            pass
+    message = str(caught.value)
+    assert str(db_path) in message and "damaged" in message
+    assert "backup" in message
+
+
+async def test_backup_while_the_store_is_in_use(db_path: Path, tmp_path: Path) -> None:
+    async with store_context(db_path) as store:
+        job = await job_in(store, "ready", release_title="Kept.2020")
+        await store.events.add(job.job_id, "ready", "done")
+        copy = tmp_path / "backup.sqlite3"
+        writes = asyncio.gather(*(store.events.add(job.job_id, "tick", str(i)) for i in range(50)))
+        await store_mod_backup(db_path, copy)
+        await writes
+    assert copy.stat().st_mode & 0o777 == 0o600
+    async with store_context(copy) as restored:  # a valid Matinee database, whole
+        assert (await restored.jobs.get(job.job_id)) == job
+        assert [e.kind for e in await restored.events.list(job.job_id)][:1] == ["ready"]

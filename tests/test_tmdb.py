@@ -1010,3 +1010,19 @@ async def test_captured_replies_through_the_client(
     assert len(search["results"]) == 20
     assert details["tagline"] == "Mischief. Mayhem. Soap."
     assert details["genres"][0] == {"id": 18, "name": "Drama"}
+
+
+async def test_redirects_are_followed_only_to_tmdbs_own_hosts(
+    fake_tmdb: FakeTmdbFactory, make_client: ClientFactory
+) -> None:
+    tmdb = await fake_tmdb()
+    elsewhere = await fake_tmdb()  # stands for any other host on the network
+    client = make_client(tmdb.config())
+    tmdb.reply(302, "", headers={"Location": f"{elsewhere.url}/movie/popular?page=1"})
+    with pytest.raises(TmdbError, match="not a configured TMDB host") as caught:
+        await client.popular()
+    assert "api_key" not in str(caught.value)
+    assert elsewhere.total_requests == 0  # not a single request went there
+    # A redirect within TMDB's own host is followed as before.
+    tmdb.reply(302, "", headers={"Location": f"{tmdb.url}/movie/popular?page=1"})
+    assert (await client.popular())["results"]

@@ -504,6 +504,9 @@ _LANGUAGES = {
     "ca": ("cat",),
 }
 _LANGUAGE_KEYS = {alias: short for short, aliases in _LANGUAGES.items() for alias in aliases}
+#: Every tag ``language_key`` knows (639-1 codes and their 639-2 forms), for telling a
+#: language in a file name ("Movie.eng.srt") from other words.
+KNOWN_LANGUAGES = frozenset(_LANGUAGES) | frozenset(_LANGUAGE_KEYS)
 
 
 def language_key(tag: str | None) -> str | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import shutil
 import time
@@ -112,6 +113,9 @@ class _Run:
         self.pieces: list[Piece] = []
         self.ended = False  # ffmpeg wrote #EXT-X-ENDLIST
         self.paused = False
+        # Film time before which the run's pieces were deleted (the player passed them): a
+        # segment there is no longer produced, and asking for it again restarts ffmpeg.
+        self.pruned_before = -math.inf
         self._mtime_ns = -1
 
     @property
@@ -243,7 +247,9 @@ class HlsSession:
         self._requested = index
         async with self._lock:
             run = self._run
-            state = RunState(run.first, self._produced(run), run.alive) if run else None
+            state = None
+            if run is not None:
+                state = RunState(self._first_whole(run), self._produced(run), run.alive)
             if self.segments is None:
                 # Event playlist: one run from the start; only what it made can be served.
                 if run is None:
@@ -383,12 +389,24 @@ class HlsSession:
                 return i
         return len(self.cuts)
 
+    def _first_whole(self, run: _Run) -> int:
+        """The run's first segment whose pieces are all still on disk."""
+        if self.segments is None or run.pruned_before == -math.inf:
+            return run.first
+        index = run.first
+        while index < len(self.segments) and (
+            self.segments[index].start < run.pruned_before - EPSILON
+        ):
+            index += 1
+        return index
+
     def _produced(self, run: _Run) -> int:
         """The last playlist segment the run has completed (``first - 1`` for none)."""
         produced = run.first - 1
         if self.segments is None:
             return produced + len(run.pieces)
-        index = run.first
+        index = self._first_whole(run)
+        produced = index - 1
         while index < len(self.segments) and self._pieces_of(run, index) is not None:
             produced = index
             index += 1
@@ -402,6 +420,8 @@ class HlsSession:
         if index < run.first:
             return None
         segment = self.segments[index]
+        if segment.start < run.pruned_before - EPSILON:
+            return None  # its pieces were deleted
         last = index == len(self.segments) - 1
         end = segment.end
         inside = [p for p in run.pieces if segment.start - EPSILON <= p.start < end - EPSILON]
@@ -432,6 +452,7 @@ class HlsSession:
         keep_from = self.segments[max(run.first, requested - KEEP_BEHIND)].start
         for piece in run.pieces:
             if piece.start < keep_from - EPSILON:
+                run.pruned_before = max(run.pruned_before, piece.start + piece.duration)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(run.directory / f"{piece.number}.m4s")
         made_until = run.pieces[-1].start + run.pieces[-1].duration if run.pieces else run.start

@@ -13,8 +13,9 @@ lists them and ``argv.HlsOutput(burn_subtitle=...)`` draws one into a transcode.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from transcode.argv import FFMPEG, input_args, input_target
 from transcode.process import Process, ProcessError
@@ -54,7 +55,7 @@ async def stream_webvtt(
     start: float | None = None,
     io_timeout: float | None = None,
     ffmpeg: str = FFMPEG,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The track as WebVTT, in pieces as ffmpeg produces them (a response can send each one
     on). Closing the iterator early (the player went away) kills ffmpeg; a failure raises
     ``SubtitleError``."""
@@ -63,6 +64,7 @@ async def stream_webvtt(
     process = Process(argv, on_stdout_line=queue.put_nowait)
     await process.start()
     waiter = asyncio.create_task(process.wait(check=False))
+    getter: asyncio.Task[bytes] | None = None
     try:
         while True:
             getter = asyncio.create_task(queue.get())
@@ -79,7 +81,12 @@ async def stream_webvtt(
                 raise SubtitleError(f"subtitle track {stream_index} failed: {failure}")
             return
     finally:
-        waiter.cancel()
+        # Closed early (the player went away): no task of ours is left pending.
+        for task in (getter, waiter):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await process.kill()
 
 

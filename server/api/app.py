@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import discovery, jobs
+from server.api import discovery, jobs, playback
 from server.api.openapi import API_PREFIX, spec
 from server.http.errors import json_errors
 from server.keys import SETTINGS
@@ -20,5 +20,6 @@ def setup(app: web.Application) -> None:
     api = web.Application(middlewares=[json_errors])
     api.add_routes(jobs.routes)
     api.add_routes(discovery.routes)
+    api.add_routes(playback.routes)
     app.add_subapp(f"{base}{API_PREFIX}", api)
     app.router.add_get(f"{base}api/openapi.json", openapi, name="openapi")

@@ -7,10 +7,13 @@ from aiohttp import web
 from server.api.params import json_body, movie_id, page
 from server.api.shapes import job_status
 from server.discovery.service import preference_of
-from server.errors import InvalidInput
+from server.errors import InvalidInput, NotFound
+from server.http.costs import spend
 from server.jobs.lifecycle import Mode, Status
 from server.keys import DISCOVERY, JOBS, STORE
+from server.playback.choice import capabilities_of
 from server.store.jobs import Job
+from transcode.compat import browser_family
 
 routes = web.RouteTableDef()
 
@@ -61,7 +64,9 @@ async def similar(request: web.Request) -> web.Response:
 async def releases(request: web.Request) -> web.Response:
     ident = movie_id(request)
     preference = preference_of(request.query.get("quality_preference"))
-    found = await request.config_dict[DISCOVERY].releases(ident, preference)
+    spend(request, "search")
+    browser = capabilities_of(request.query, request.headers.get("User-Agent", ""))
+    found = await request.config_dict[DISCOVERY].releases(ident, preference, browser)
     return web.json_response(
         {
             "movie_id": ident,
@@ -69,6 +74,15 @@ async def releases(request: web.Request) -> web.Response:
             "releases": [{**r.as_api(), "excluded": r.excluded} for r in found.releases],
             "indexer_errors": found.errors,
         }
+    )
+
+
+def _browser_of(request: web.Request) -> str:
+    """What an auto pick ranks for, kept with the job: the capabilities the player measured
+    (``?capabilities=``, checked here), else the User-Agent's family."""
+    capabilities_of(request.query, "")  # a malformed report is the caller's error, now
+    return request.query.get("capabilities") or browser_family(
+        request.headers.get("User-Agent", "")
     )
 
 
@@ -93,8 +107,21 @@ async def fetch(request: web.Request) -> web.Response:
         title = chosen.title  # the job names its release from the first moment
     elif release_id is not None:
         raise InvalidInput("release_id is only for manual mode")
+    else:
+        # The contract: an unknown movie, or one no indexer offers, is a 404 now rather
+        # than a job that fails later (the search is cached, the job reuses it).
+        found = await request.config_dict[DISCOVERY].releases(movie, preference)
+        if not any(not r.excluded for r in found.releases):
+            title = found.movie.get("title") or f"movie {movie}"
+            raise NotFound(f"no release of {title} was found on the indexers")
+    spend(request, "fetch")
     job, created = await request.config_dict[JOBS].submit_movie(
-        movie, mode=mode, release_id=release_id, release_title=title, preference=preference
+        movie,
+        mode=mode,
+        release_id=release_id,
+        release_title=title,
+        preference=preference,
+        browser=_browser_of(request),
     )
     return web.json_response(
         {"job_id": job.job_id, "status": job.status.value}, status=202 if created else 200

@@ -1,4 +1,4 @@
-"""The jobs part of the JSON API: submit, list, inspect, cancel, follow, stream, resume.
+"""The jobs part of the JSON API: submit, list, inspect, cancel, follow, resume.
 
 Handlers validate, answer, and never await a download; the JobManager owns the work.
 """
@@ -8,37 +8,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
-import time
-from urllib.parse import quote
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
-from server.api.params import is_job_id, job_id, json_body
-from server.api.shapes import failure_error, iso, job_json
+from server.api.params import job_id, json_body
+from server.api.shapes import event_json, job_json
 from server.discovery.nzb_source import MAX_NZB_BYTES, download_nzb
-from server.errors import Conflict, InvalidInput, NotFound
-from server.http.tokens import sign
-from server.jobs.lifecycle import Source, Status, can_play
-from server.keys import HTTP, JOBS, SECRET, SETTINGS, STORE
+from server.errors import InvalidInput
+from server.http.costs import spend
+from server.http.forms import read_upload
+from server.http.limits import event_stream_slot
+from server.jobs.lifecycle import Source, Status
+from server.jobs.manager import JobManager
+from server.keys import HTTP, JOBS, RETENTION, SETTINGS, STORE
 
 routes = web.RouteTableDef()
 SSE_KEEPALIVE = 15.0
-STREAM_URL_SECONDS = 4 * 3600
-
-
-async def _read_upload(request: web.Request) -> tuple[bytes, str | None]:
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader) or part.name != "nzb":
-            continue
-        data = bytearray()
-        while chunk := await part.read_chunk(256 * 1024):
-            data += chunk
-            if len(data) > MAX_NZB_BYTES:
-                raise InvalidInput("the NZB is larger than 64 MiB")
-        return bytes(data), part.filename
-    raise InvalidInput("the multipart body needs a file field named 'nzb'")
 
 
 @routes.post("/jobs")
@@ -46,13 +31,14 @@ async def create_job(request: web.Request) -> web.Response:
     ctype = request.content_type
     settings = request.config_dict[SETTINGS]
     if ctype == "multipart/form-data":
-        data, filename = await _read_upload(request)
+        data, filename = await read_upload(request, "nzb", MAX_NZB_BYTES)
         source = Source.UPLOAD
     elif ctype == "application/json":
         body = await json_body(request)
         url = body.get("nzb_url")
         if not isinstance(url, str) or not url.strip():
             raise InvalidInput("give a multipart file field 'nzb' or JSON {\"nzb_url\": ...}")
+        spend(request, "fetch")
         data, filename = await download_nzb(
             request.config_dict[HTTP], url.strip(), settings.indexers
         )
@@ -71,6 +57,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     except ValueError:
         raise InvalidInput(f"status must be one of {', '.join(Status)}") from None
     jobs = await request.config_dict[STORE].jobs.list(status)
+    if status is None:  # deleted jobs only when asked for: they are history, not downloads
+        jobs = [j for j in jobs if j.status != Status.DELETED]
     return web.json_response({"jobs": [job_json(j) for j in jobs]})
 
 
@@ -86,11 +74,26 @@ async def delete_job(request: web.Request) -> web.Response:
     return web.json_response(job_json(job))
 
 
+@routes.get("/jobs/{job_id}/log")
+async def job_log(request: web.Request) -> web.Response:
+    """What the runner did and why: the release chosen, failovers, repairs, retries, errors."""
+    job = await request.config_dict[JOBS].get(job_id(request))
+    events = await request.config_dict[STORE].events.list(job.job_id)
+    return web.json_response({"job_id": job.job_id, "events": [event_json(e) for e in events]})
+
+
 @routes.get("/jobs/{job_id}/events")
 async def job_events(request: web.Request) -> web.StreamResponse:
     manager = request.config_dict[JOBS]
     ident = job_id(request)
     await manager.get(ident)  # 404 before the stream starts
+    with event_stream_slot(request):
+        return await _stream_events(request, manager, ident)
+
+
+async def _stream_events(
+    request: web.Request, manager: JobManager, ident: str
+) -> web.StreamResponse:
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -119,50 +122,6 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-@routes.get("/movies/{id}/stream")
-async def stream(request: web.Request) -> web.Response:
-    ident = request.match_info["id"]
-    store = request.config_dict[STORE]
-    if is_job_id(ident):
-        job = await request.config_dict[JOBS].get(ident)
-    elif ident.isdigit() and int(ident) > 0:
-        found = await store.jobs.current_for_movie(int(ident))
-        if found is None:
-            raise NotFound(f"movie {ident} has no job: press Watch first")
-        job = found
-    else:
-        raise InvalidInput("id must be a movie id (a positive integer) or a job id")
-    manager = request.config_dict[JOBS]
-    view = manager.view(job.job_id)
-    if job.status == Status.ERROR:
-        raise failure_error(job)
-    if job.status == Status.DELETED:
-        raise Conflict(f"job {job.job_id} was deleted: its files are gone")
-    if not can_play(job.status, job.playable) or view is None:
-        why = f"the job is {job.status.value}"
-        if job.status in (Status.DOWNLOADING, Status.PREPARING) and (
-            note := manager.note(job.job_id)
-        ):
-            why = f"{why}; {note}"
-        raise InvalidInput(f"not playable yet ({why}); follow /jobs/{job.job_id}/events")
-    expires = int(time.time()) + STREAM_URL_SECONDS
-    if job.expires_at is not None:
-        expires = min(expires, math.ceil(job.expires_at))
-    token = sign(request.config_dict[SECRET], job.job_id, expires)
-    base = request.config_dict[SETTINGS].server.base_path
-    url = f"{base}media/{job.job_id}/{quote(view.name)}?token={token}"
-    return web.json_response(
-        {
-            "job_id": job.job_id,
-            "url": url,
-            "kind": "file" if job.status == Status.READY else "progressive",
-            "content_type": view.content_type,
-            "size": view.size,
-            "expires_at": iso(expires),
-        }
-    )
-
-
 @routes.get("/jobs/{job_id}/position")
 async def get_position(request: web.Request) -> web.Response:
     job = await request.config_dict[JOBS].get(job_id(request))
@@ -172,10 +131,19 @@ async def get_position(request: web.Request) -> web.Response:
 
 @routes.put("/jobs/{job_id}/position")
 async def put_position(request: web.Request) -> web.Response:
-    job = await request.config_dict[JOBS].get(job_id(request))
-    body = await json_body(request)
+    ident = job_id(request)
+    body = await json_body(request)  # a bad body is the caller's mistake, job or no job
+    job = await request.config_dict[JOBS].get(ident)
     value = body.get("position")
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e7:
         raise InvalidInput("position must be a number of seconds (0 or more)")
     await request.config_dict[STORE].positions.set(job.job_id, float(value))
+    await request.config_dict[RETENTION].watched(job.job_id)  # the idle timer starts again
     return web.json_response({"job_id": job.job_id, "position": float(value)})
+
+
+@routes.post("/jobs/{job_id}/keep")
+async def keep_longer(request: web.Request) -> web.Response:
+    """Every deadline of the job (local and in R2) 24 h later."""
+    job = await request.config_dict[RETENTION].keep_longer(job_id(request))
+    return web.json_response(job_json(job))

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from server.http.errors import ERROR_CODES
-from server.jobs.lifecycle import Status
+from server.jobs.lifecycle import MirrorState, Status
 
 #: Where the API lives below the base path: the original contract's prefix.
 API_PREFIX = "api/movies-on-demand"
 JOB_STATUSES = [s.value for s in Status]
+MIRROR_STATES = [m.value for m in MirrorState]
 
 S = dict[str, Any]
 
@@ -191,22 +192,108 @@ JOB = _obj(
         # of the movie this is (auto mode moves on to the next-best one).
         "error_code": {"enum": [*ERROR_CODES, None]},
         "attempt": {"type": "integer", "minimum": 1},
+        # The mirror to R2 and the local copy's own deadline.
+        "mirror": {"oneOf": [{"type": "null"}, _ref("Mirror")]},
+        "local": {"type": "boolean", "description": "the local copy is there"},
+        "local_expires_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "when the local copy goes (the film plays from R2 after)",
+        },
+    },
+)
+MIRROR = _obj(
+    ["state", "bytes_done", "bytes_total", "error", "mirrored_at"],
+    {
+        "state": {"enum": MIRROR_STATES},
+        "bytes_done": {"type": "integer", "minimum": 0},
+        "bytes_total": {"type": "integer", "minimum": 0},
+        "error": _nullable("string"),
+        "mirrored_at": {"type": ["string", "null"], "format": "date-time"},
     },
 )
 JOB_REF = _obj(
     ["job_id", "status"], {"job_id": {"type": "string"}, "status": {"enum": JOB_STATUSES}}
 )
-STREAM = _obj(
-    ["job_id", "url", "kind", "content_type", "size", "expires_at"],
+JOB_LOG = _obj(
+    ["job_id", "events"],
     {
         "job_id": {"type": "string"},
-        "url": {"type": "string"},
-        "kind": {"enum": ["progressive", "file", "hls", "r2"]},
-        "content_type": {"type": "string"},
-        "size": _nullable("integer"),
-        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        "events": {
+            "type": "array",
+            "items": _obj(
+                ["at", "kind", "message", "data"],
+                {
+                    "at": {"type": "string", "format": "date-time"},
+                    "kind": {"type": "string"},
+                    "message": {"type": "string"},
+                    "data": {"type": "object"},
+                },
+            ),
+        },
     },
 )
+PREFERENCES = _obj(
+    ["audio_language", "subtitle_language"],
+    {
+        "audio_language": _nullable("string"),
+        "subtitle_language": {
+            "type": ["string", "null"],
+            "description": 'a language code, or "off" for no subtitles',
+        },
+    },
+    extra=False,
+)
+AUDIO_TRACK = _obj(
+    ["index", "language", "title", "codec", "channels", "selected"],
+    {
+        "index": {"type": "integer"},
+        "language": _nullable("string"),
+        "title": _nullable("string"),
+        "codec": {"type": "string"},
+        "channels": _nullable("integer"),
+        "selected": {"type": "boolean"},
+    },
+)
+SUBTITLE_TRACK = _obj(
+    ["id", "kind", "index", "codec", "language", "title", "default", "forced", "url"],
+    {
+        "id": {"type": "string", "description": "s<stream index> in the film, x<n> a file"},
+        "kind": {
+            "enum": ["text", "image"],
+            "description": "image tracks (PGS, VobSub) have no URL: ?burn=<index> draws one in",
+        },
+        "index": _nullable("integer"),
+        "codec": {"type": "string"},
+        "language": _nullable("string"),
+        "title": _nullable("string"),
+        "default": {"type": "boolean"},
+        "forced": {"type": "boolean"},
+        "url": {"type": ["string", "null"], "description": "WebVTT, produced as it is read"},
+    },
+)
+STREAM = _obj(
+    [
+        "job_id", "url", "kind", "plan", "reasons", "description", "content_type", "size",
+        "duration", "media_url", "audio_tracks", "subtitles", "preferences", "expires_at",
+    ],
+    {
+        "job_id": {"type": "string"},
+        "url": {"type": "string", "description": "what this browser plays: the file or HLS"},
+        "kind": {"enum": ["progressive", "file", "hls", "r2"]},
+        "plan": {"enum": ["direct", "remux", "remux_audio", "transcode"]},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "description": {"type": "string"},
+        "content_type": {"type": "string"},
+        "size": _nullable("integer"),
+        "duration": _nullable("number"),
+        "media_url": {"type": "string", "description": "the file itself, byte ranges"},
+        "audio_tracks": {"type": "array", "items": AUDIO_TRACK},
+        "subtitles": {"type": "array", "items": SUBTITLE_TRACK},
+        "preferences": PREFERENCES,
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+)  # fmt: skip
 POSITION = _obj(
     ["job_id", "position"], {"job_id": {"type": "string"}, "position": {"type": "number"}}
 )
@@ -224,10 +311,17 @@ MOVIE_ID = {
     "schema": {"type": "integer", "minimum": 1},
 }
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+CAPABILITIES = {
+    "name": "capabilities",
+    "in": "query",
+    "description": "JSON: what the browser measured it plays (web/static/js/capabilities.js); "
+    "without it the User-Agent's family decides",
+    "schema": {"type": "string"},
+}
 
 
 def spec(server_url: str = "/") -> S:
-    tmdb = _errors(400, 401, 429, 502)
+    tmdb = _errors(400, 401, 429, 500, 502)  # 500: TMDB out of reach (the contract)
     paths: S = {
         "/search": {
             "get": {
@@ -264,7 +358,7 @@ def spec(server_url: str = "/") -> S:
                 "parameters": [MOVIE_ID],
                 "responses": {
                     "200": _json(_ref("MovieDetails"), "Details"),
-                    **_errors(400, 401, 404, 502),
+                    **_errors(400, 401, 404, 500, 502),
                 },
             }
         },
@@ -274,13 +368,13 @@ def spec(server_url: str = "/") -> S:
                 "parameters": [MOVIE_ID, PAGE],
                 "responses": {
                     "200": _json(_ref("MovieList"), "Movies"),
-                    **_errors(400, 401, 404, 502),
+                    **_errors(400, 401, 404, 500, 502),
                 },
             }
         },
         "/movies/{id}/releases": {
             "get": {
-                "summary": "Usenet releases of a movie, best first, with the reasons",
+                "summary": "Usenet releases of a movie, best first (by score), with the reasons",
                 "parameters": [
                     MOVIE_ID,
                     {
@@ -288,17 +382,18 @@ def spec(server_url: str = "/") -> S:
                         "in": "query",
                         "schema": {"enum": ["720p", "1080p", "4K"]},
                     },
+                    CAPABILITIES,
                 ],
                 "responses": {
                     "200": _json(_ref("Releases"), "Releases"),
-                    **_errors(400, 401, 404, 502),
+                    **_errors(400, 401, 404, 429, 500, 502),
                 },
             }
         },
         "/movies/{id}/fetch": {
             "post": {
                 "summary": "Watch: download the best (auto) or a chosen (manual) release",
-                "parameters": [MOVIE_ID],
+                "parameters": [MOVIE_ID, CAPABILITIES],
                 "requestBody": {
                     "required": False,
                     "content": {
@@ -318,15 +413,28 @@ def spec(server_url: str = "/") -> S:
                 "responses": {
                     "202": _json(_ref("JobRef"), "A new job"),
                     "200": _json(_ref("JobRef"), "The movie's active job"),
-                    **_errors(400, 401, 403, 502),
+                    **_errors(400, 401, 403, 404, 429, 500, 502),
                 },
             }
         },
         "/movies/{id}/stream": {
             "get": {
-                "summary": "Where to play a movie (a movie id or a job id)",
+                "summary": "Where and how this browser plays a movie (a movie id or a job id)",
                 "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    CAPABILITIES,
+                    {
+                        "name": "audio",
+                        "in": "query",
+                        "description": "the audio stream to play (an index of audio_tracks)",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                    {
+                        "name": "burn",
+                        "in": "query",
+                        "description": "an image subtitle stream to draw into a transcode",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
                 ],
                 "responses": {
                     "200": _json(_ref("Stream"), "A URL a player can open"),
@@ -351,7 +459,7 @@ def spec(server_url: str = "/") -> S:
                 },
                 "responses": {
                     "202": _json(_ref("JobRef"), "Queued"),
-                    **_errors(400, 401, 403, 502),
+                    **_errors(400, 401, 403, 429, 502),
                 },
             },
             "get": {
@@ -379,6 +487,26 @@ def spec(server_url: str = "/") -> S:
                 },
             },
         },
+        "/jobs/{job_id}/keep": {
+            "post": {
+                "summary": "Keep a movie 24 h longer: every deadline, local and in R2, moves",
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": _json(_ref("Job"), "The job with its new deadlines"),
+                    **_errors(400, 401, 403, 404, 409),
+                },
+            }
+        },
+        "/jobs/{job_id}/log": {
+            "get": {
+                "summary": "The job's history: release chosen, failovers, repairs, retries",
+                "parameters": [JOB_ID],
+                "responses": {
+                    "200": _json(_ref("JobLog"), "Oldest first"),
+                    **_errors(400, 401, 404),
+                },
+            }
+        },
         "/jobs/{job_id}/events": {
             "get": {
                 "summary": "Server-Sent Events: a Job snapshot (event 'job') on every change",
@@ -392,6 +520,34 @@ def spec(server_url: str = "/") -> S:
                 },
             }
         },
+        "/preferences": {
+            "get": {
+                "summary": "The household's playback preferences",
+                "responses": {"200": _json(_ref("Preferences"), "Preferences"), **_errors(401)},
+            },
+            "put": {
+                "summary": "Change playback preferences (keys left out stay as they are)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": _obj(
+                                [],
+                                {
+                                    "audio_language": _nullable("string"),
+                                    "subtitle_language": _nullable("string"),
+                                },
+                                extra=False,
+                            )
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("Preferences"), "Saved"),
+                    **_errors(400, 401),
+                },
+            },
+        },
         "/jobs/{job_id}/position": {
             "parameters": [JOB_ID],
             "get": {
@@ -402,7 +558,7 @@ def spec(server_url: str = "/") -> S:
                 },
             },
             "put": {
-                "summary": "Save the watch position",
+                "summary": "Save the watch position ([retention] idle_hours count from here)",
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -443,8 +599,11 @@ def spec(server_url: str = "/") -> S:
                 "Release": RELEASE,
                 "Releases": RELEASES,
                 "Job": JOB,
+                "Mirror": MIRROR,
+                "JobLog": JOB_LOG,
                 "JobRef": JOB_REF,
                 "Stream": STREAM,
+                "Preferences": PREFERENCES,
                 "Position": POSITION,
                 "Error": ERROR,
             },

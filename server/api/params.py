@@ -3,25 +3,19 @@ refused with ``InvalidInput`` saying what a valid one looks like."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from aiohttp import web
 
 from server.errors import InvalidInput
+from server.http.forms import read_json
 
 _JOB_ID = re.compile(r"job_\d{1,16}_[0-9a-f]{8}")
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("the JSON body must be an object")
-    return body
+    return await read_json(request)
 
 
 def page(request: web.Request) -> int:

@@ -5,28 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from server.errors import (
-    IndexerError,
-    JobError,
-    MatineeError,
-    StorageError,
-    TmdbError,
-    UsenetError,
-)
 from server.http.errors import status_and_code
-from server.jobs.lifecycle import Failure
+from server.jobs.failures import failure_error
+from server.store.events import JobEvent
 from server.store.jobs import Job
-
-#: The error a failed job answers with when asked to play, by why it failed.
-FAILURE_ERRORS: dict[Failure, type[MatineeError]] = {
-    Failure.USENET: UsenetError,
-    Failure.STORAGE: StorageError,
-    Failure.INDEXER: IndexerError,
-    Failure.TMDB: TmdbError,
-    Failure.RELEASE: JobError,
-    Failure.MEDIA: JobError,
-    Failure.INTERNAL: JobError,
-}
 
 
 def iso(ts: float | None) -> str | None:
@@ -35,12 +17,6 @@ def iso(ts: float | None) -> str | None:
     return (
         dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     )
-
-
-def failure_error(job: Job) -> MatineeError:
-    """A failed job's failure as the error the API answers with."""
-    cls = FAILURE_ERRORS.get(job.failure, JobError) if job.failure else JobError
-    return cls(job.error_message or "the job failed")
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -62,7 +38,25 @@ def job_json(job: Job) -> dict[str, Any]:
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),
         "ready_at": iso(job.ready_at),
-        "expires_at": iso(job.expires_at),
+        # When the whole job goes (its ready, failed or idle timer, the soonest).
+        "expires_at": iso(job.deletes_at),
+        "mirror": mirror_json(job),
+        # The local copy: whether it is there, and when it goes (it plays from R2 after).
+        "local": job.has_local,
+        "local_expires_at": iso(job.local_expires_at) if job.has_local else None,
+    }
+
+
+def mirror_json(job: Job) -> dict[str, Any] | None:
+    """Where the job's copy in R2 stands; null while R2 has no part in it."""
+    if job.mirror is None:
+        return None
+    return {
+        "state": job.mirror.value,
+        "bytes_done": job.mirror_bytes,
+        "bytes_total": job.media_size or 0,
+        "error": job.mirror_error,
+        "mirrored_at": iso(job.mirrored_at),
     }
 
 
@@ -76,3 +70,8 @@ def job_status(job: Job | None) -> dict[str, Any] | None:
         "progress": job.progress,
         "error_message": job.error_message,
     }
+
+
+def event_json(event: JobEvent) -> dict[str, Any]:
+    """One entry of a job's history: when, what kind, what happened in words, and data."""
+    return {"at": iso(event.at), "kind": event.kind, "message": event.message, "data": event.data}

@@ -4,9 +4,11 @@ over to the web server or the download engine. No logic of its own beyond that."
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import getpass
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -14,13 +16,12 @@ from pathlib import Path
 
 from server.config.describe import describe, secret_values
 from server.config.load import (
-    DEFAULT_CONFIG_PATH,
     load_config,
     parse_server_url,
     resolve_config_path,
 )
-from server.config.settings import UsenetServerConfig
-from server.errors import ConfigError
+from server.config.settings import LoggingConfig, UsenetServerConfig
+from server.errors import ConfigError, StoreError
 from server.logs import LEVELS, setup_logging
 
 #: Exit status for a bad command line or configuration, as argparse uses for usage errors.
@@ -41,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args)
         if command == "download":
             return _download(args)
+        if command == "backup":
+            return _backup(args)
+        if command == "doctor":
+            return _doctor(args)
         if command == "set-password":
             return _set_password(args)
         return _serve(args)
@@ -95,13 +100,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
     )
 
+    doctor = commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the configuration, the programs Matinee runs and every service it uses",
+        description="Checks what a new installation most often gets wrong: the "
+        "configuration, ffmpeg, ffprobe, par2 and unar, free disk space, each Usenet server "
+        "(connect, TLS, login, STAT), each indexer, and TMDB; prints what to fix. Exit "
+        "status 1 when something must be fixed.",
+    )
+    doctor.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
+    )
+
+    backup = commands.add_parser(
+        "backup",
+        parents=[common],
+        help="copy Matinee's database to FILE, safely while it runs",
+        description="A consistent copy of the database (jobs, history, password, sessions) "
+        "made with SQLite's online backup, while Matinee runs or not. To restore: stop "
+        "Matinee and put the copy in place of matinee.sqlite3 in the data_dir.",
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="where to write the copy")
+    backup.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
+    )
+
     set_password = commands.add_parser(
         "set-password",
         parents=[common],
-        help="set the web UI password (stored as a scrypt hash in the config file)",
-        description="Ask for the web UI password twice and write its scrypt hash to "
-        "password_hash in the [auth] section of the configuration file, keeping the rest of "
-        "the file as it is. Restart Matinee afterwards.",
+        help="set the web UI password (its scrypt hash, in Matinee's database)",
+        description="Ask for the web UI password twice and store its scrypt hash in "
+        "Matinee's database (in the data_dir the configuration names). A running Matinee "
+        "uses it at once; every browser has to log in again.",
     )
     set_password.add_argument(
         "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help
@@ -145,13 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = load_config(_config_path(args))
-    _setup_logging(args, secret_values(settings))
+    _setup_logging(args, secret_values(settings), settings.logging)
     # Imported here so that check-config and download do not load the web stack.
-    from aiohttp import web
-
     from server.app import create_app
+    from server.cli.serve import serve
 
-    web.run_app(create_app(settings), host=settings.server.host, port=settings.server.port)
+    app = create_app(settings)
+    asyncio.run(serve(app, settings.server.host, settings.server.port))
     return 0
 
 
@@ -197,12 +228,46 @@ def _download(args: argparse.Namespace) -> int:
     return run_download(DownloadRequest(Path(args.nzb), Path(args.out), servers))
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    try:
+        settings = load_config(_config_path(args))
+    except ConfigError as exc:
+        print(f"[FAIL] configuration ({_config_label(args)}):", file=sys.stderr)
+        for line in exc.errors:
+            print(f"       {line}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"[ ok ] configuration: {_config_label(args)} loads")
+    # The report is the output; log lines (its scratch cache's set-up) only when asked for.
+    quiet = dataclasses.replace(settings.logging, level="warning")
+    _setup_logging(args, secret_values(settings), quiet)
+    from server.cli.doctor import run_doctor
+
+    return run_doctor(settings)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from server.store.db import FILE_NAME, backup
+
+    settings = load_config(_config_path(args))
+    source = settings.server.data_dir / FILE_NAME
+    if not source.is_file():
+        print(f"matinee backup: there is no database at {source}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(backup(source, Path(args.file)))
+    except (OSError, sqlite3.Error) as exc:
+        print(f"matinee backup: cannot copy {source} to {args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Copied {source} to {args.file}.")
+    return 0
+
+
 def _set_password(args: argparse.Namespace) -> int:
     # Imported here so that the other commands do not load the web stack.
-    from server.config.edit import write_password_hash
-    from server.http.passwords import MIN_PASSWORD, hash_password
+    from server.http.passwords import MAX_PASSWORD, MIN_PASSWORD, hash_password
+    from server.store.db import FILE_NAME
 
-    path = resolve_config_path(_config_path(args)) or DEFAULT_CONFIG_PATH
+    settings = load_config(_config_path(args))
     try:
         if args.stdin:
             password = sys.stdin.readline().rstrip("\r\n")
@@ -215,22 +280,30 @@ def _set_password(args: argparse.Namespace) -> int:
     except (EOFError, KeyboardInterrupt):
         print("\nmatinee set-password: no password given; nothing changed", file=sys.stderr)
         return 1
-    if len(password) < MIN_PASSWORD:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         print(
-            f"matinee set-password: the password must be at least {MIN_PASSWORD} characters;"
-            " nothing changed",
+            f"matinee set-password: the password must be at least {MIN_PASSWORD} characters"
+            f" (and at most {MAX_PASSWORD}); nothing changed",
             file=sys.stderr,
         )
         return 1
+    path = settings.server.data_dir / FILE_NAME
     try:
-        action = write_password_hash(path, hash_password(password))
-    except (OSError, ValueError) as exc:
-        print(f"matinee set-password: cannot update {path}: {exc}", file=sys.stderr)
+        asyncio.run(_store_password(path, hash_password(password)))
+    except (OSError, StoreError) as exc:
+        print(f"matinee set-password: cannot store it in {path}: {exc}", file=sys.stderr)
         return 1
-    done = {"replaced": "Replaced", "added": "Added", "created": "Created the file with"}[action]
-    print(f"{done} password_hash in the [auth] section of {path}.")
-    print("Restart Matinee to use the new password.")
+    print(f"The password is set (in {path}). Matinee uses it at once;")
+    print("every browser has to log in again.")
     return 0
+
+
+async def _store_password(path: Path, encoded: str) -> None:
+    from server.store.db import store_context
+
+    await asyncio.to_thread(path.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
+    async with store_context(path) as store:
+        await store.credentials.set_password(encoded)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -246,10 +319,14 @@ def _config_label(args: argparse.Namespace) -> str:
     return str(path) if path else "no config file"
 
 
-def _setup_logging(args: argparse.Namespace, secrets: list[str]) -> None:
+def _setup_logging(
+    args: argparse.Namespace, secrets: list[str], configured: LoggingConfig | None = None
+) -> None:
+    """The command line's --log-level and --log-json win over [logging] of the config."""
+    configured = configured or LoggingConfig()
     setup_logging(
-        getattr(args, "log_level", "info"),
-        json=getattr(args, "log_json", False),
+        getattr(args, "log_level", configured.level),
+        json=getattr(args, "log_json", configured.format == "json"),
         secrets=secrets,
     )
 

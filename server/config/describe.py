@@ -21,6 +21,7 @@ def describe(settings: Settings) -> list[str]:
         f"server: data in {s.server.data_dir}",
         "server: trusted proxies "
         + (", ".join(str(net) for net in s.server.trusted_proxies) or "none"),
+        "server: household networks " + ", ".join(str(net) for net in s.server.lan_networks),
         f"auth: UI password {_mask(s.auth.password_hash)}, {len(s.auth.api_keys)} API key(s)"
         f", session secret {_mask(s.auth.session_secret)}",
     ]
@@ -49,10 +50,17 @@ def describe(settings: Settings) -> list[str]:
         )
     if not s.usenet.servers:
         lines.append("usenet: no servers configured: downloads will not work")
-    lines.append(f"downloads: {s.downloads.dir}, {s.downloads.max_active} at a time")
+    lines.append(
+        f"downloads: {s.downloads.dir}, {s.downloads.max_active} at a time"
+        f", at least {s.downloads.min_free_gb:g} GB kept free"
+        + (f", at most {s.downloads.max_disk_gb:g} GB used" if s.downloads.max_disk_gb else "")
+    )
+    idle = s.retention.idle_hours
     lines.append(
         f"retention: ready for {s.retention.ready_hours:g} h"
-        f", local files kept {s.retention.local_hours:g} h (not acted on yet)"
+        f", local files kept {s.retention.local_hours:g} h after mirroring"
+        f", failed jobs' files kept {s.retention.failed_hours:g} h"
+        + (f", deleted {idle:g} h after last watched" if idle else "")
     )
     if s.r2.enabled:
         lines.append(
@@ -60,10 +68,20 @@ def describe(settings: Settings) -> list[str]:
             f", access key {_mask(s.r2.access_key_id)}"
             f", secret {_mask(s.r2.secret_access_key)}"
             f", links valid {s.r2.presign_seconds / 3600:g} h"
-            " (the mirror is not built yet: nothing is uploaded)"
+            f", {s.r2.concurrency} parts at a time, serve {s.r2.serve}"
+            + (f", at most {s.r2.max_gb:g} GB" if s.r2.max_gb else "")
+            + (", path-style URLs" if s.r2.path_style else "")
         )
     else:
         lines.append("r2: disabled")
+    lines.append(f"logging: {s.logging.level}, {s.logging.format}")
+    if s.metrics.enabled:
+        who = (
+            "an API key, or the household's networks" if s.metrics.lan_without_key else "an API key"
+        )
+        lines.append(f"metrics: at {s.server.base_path}metrics, for {who}")
+    else:
+        lines.append("metrics: off")
     return lines
 
 

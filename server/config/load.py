@@ -16,23 +16,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from server.config.reader import Table, api_key, base_path, category, http_url, network
+from server.config.reader import Invalid, Table, api_key, base_path, category, http_url, network
 from server.config.settings import (
     NZBGEEK_NAME,
     NZBGEEK_URL,
+    SERVE_POLICIES,
     AuthConfig,
     DownloadsConfig,
     IndexerConfig,
+    LoggingConfig,
+    MetricsConfig,
+    PlaybackConfig,
     R2Config,
     RetentionConfig,
     ServerConfig,
     Settings,
     TmdbConfig,
+    TranscodeConfig,
     UsenetConfig,
     UsenetServerConfig,
 )
 from server.errors import ConfigError
-from server.logs import MASK
+from server.logs import LEVELS, MASK
 
 #: Used when no --config is given and MATINEE_CONFIG is not set; relative to the cwd.
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -92,11 +97,28 @@ def parse_config(
     downloads = _downloads(root.table("downloads"), base_dir, server.data_dir)
     retention = _retention(root.table("retention"))
     r2 = _r2(root.table("r2"))
+    logging_ = _logging(root.table("logging"))
+    metrics = _metrics(root.table("metrics"))
+    playback = _playback(root.table("playback"))
+    transcode = _transcode(root.table("transcode"))
     root.finish()
 
     if errors:
         raise ConfigError(errors)
-    return Settings(server, auth, tmdb, indexers, usenet, downloads, retention, r2)
+    return Settings(
+        server,
+        auth,
+        tmdb,
+        indexers,
+        usenet,
+        downloads,
+        retention,
+        r2,
+        logging_,
+        metrics,
+        playback,
+        transcode,
+    )
 
 
 # --------------------------------------------------------------------------- env overrides
@@ -174,6 +196,14 @@ def _server(t: Table, base_dir: Path) -> ServerConfig:
         base_path=t.value("base_path", d.base_path, base_path),
         data_dir=t.path("data_dir", d.data_dir, base_dir),
         trusted_proxies=tuple(t.list_of("trusted_proxies", network, "IP addresses or networks")),
+        lan_networks=tuple(
+            t.list_of(
+                "lan_networks",
+                network,
+                "IP addresses or networks",
+                default=list(d.lan_networks),
+            )
+        ),
     )
     t.finish()
     return config
@@ -289,6 +319,8 @@ def _downloads(t: Table, base_dir: Path, data_dir: Path) -> DownloadsConfig:
     config = DownloadsConfig(
         dir=t.path("dir", data_dir / "downloads", base_dir),
         max_active=t.integer("max_active", 1, 1, 100),
+        min_free_gb=t.number("min_free_gb", 5.0),
+        max_disk_gb=t.limit("max_disk_gb", 0.0),
     )
     t.finish()
     return config
@@ -296,7 +328,37 @@ def _downloads(t: Table, base_dir: Path, data_dir: Path) -> DownloadsConfig:
 
 def _retention(t: Table) -> RetentionConfig:
     ready = t.number("ready_hours", 24.0)
-    config = RetentionConfig(ready_hours=ready, local_hours=t.number("local_hours", ready))
+    config = RetentionConfig(
+        ready_hours=ready,
+        local_hours=t.number("local_hours", ready),
+        failed_hours=t.number("failed_hours", 24.0),
+        idle_hours=t.limit("idle_hours", 0.0),
+    )
+    t.finish()
+    return config
+
+
+def _metrics(t: Table) -> MetricsConfig:
+    d = MetricsConfig()
+    config = MetricsConfig(
+        enabled=t.boolean("enabled", d.enabled),
+        lan_without_key=t.boolean("lan_without_key", d.lan_without_key),
+    )
+    t.finish()
+    return config
+
+
+def _logging(t: Table) -> LoggingConfig:
+    d = LoggingConfig()
+    level = t.string("level", d.level).lower()
+    if level not in LEVELS:
+        t.error("level", f"must be one of {', '.join(LEVELS)}")
+        level = d.level
+    form = t.string("format", d.format)
+    if form not in ("text", "json"):
+        t.error("format", 'must be "text" or "json"')
+        form = d.format
+    config = LoggingConfig(level=level, format=form)
     t.finish()
     return config
 
@@ -310,6 +372,10 @@ def _r2(t: Table) -> R2Config:
     if not region.strip():
         t.error("region", 'must not be empty (R2 uses "auto")')
     endpoint = t.value("endpoint", None, http_url)
+    serve = t.string("serve", d.serve)
+    if serve not in SERVE_POLICIES:
+        t.error("serve", 'must be "local", "r2" or "auto"')
+        serve = d.serve
     config = R2Config(
         enabled=t.boolean("enabled", d.enabled),
         endpoint=endpoint,
@@ -319,11 +385,54 @@ def _r2(t: Table) -> R2Config:
         secret_access_key=t.optional_string("secret_access_key"),
         # Seven days is the longest validity S3 signatures allow.
         presign_seconds=t.integer("presign_seconds", d.presign_seconds, 60, 7 * 24 * 3600),
+        concurrency=t.integer("concurrency", d.concurrency, 1, 64),
+        serve=serve,
+        max_gb=t.limit("max_gb", d.max_gb),
+        path_style=t.boolean("path_style", d.path_style),
     )
     if config.enabled:
         for key in ("endpoint", "bucket", "access_key_id", "secret_access_key"):
             if getattr(config, key) is None and not t.has_error(key):
                 t.error(key, "required when r2.enabled is true")
+    t.finish()
+    return config
+
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})?")
+_HARDWARE = ("vaapi", "nvenc", "qsv")
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+
+
+def _language(value: object) -> str:
+    if not isinstance(value, str) or not _LANGUAGE.fullmatch(value.strip()):
+        raise Invalid('must be a language code such as "en", "eng" or "pt-BR"')
+    return value.strip()
+
+
+def _playback(t: Table) -> PlaybackConfig:
+    languages = t.list_of("audio_languages", _language, "language codes")
+    t.finish()
+    return PlaybackConfig(audio_languages=tuple(languages))
+
+
+def _transcode(t: Table) -> TranscodeConfig:
+    d = TranscodeConfig()
+    hardware = t.optional_string("hardware")
+    if hardware is not None and hardware not in _HARDWARE:
+        t.error("hardware", f"must be one of {', '.join(_HARDWARE)} (or unset for libx264)")
+        hardware = None
+    preset = t.string("preset", d.preset)
+    if preset not in _PRESETS:
+        t.error("preset", f"must be one of {', '.join(_PRESETS)}")
+        preset = d.preset
+    config = TranscodeConfig(
+        max_sessions=t.integer("max_sessions", d.max_sessions, 1, 32),
+        idle_seconds=t.number("idle_seconds", d.idle_seconds),
+        hardware=hardware,
+        device=t.optional_string("device"),
+        preset=preset,
+        threads=t.integer("threads", d.threads, 1, 64),
+    )
     t.finish()
     return config
 

@@ -196,6 +196,21 @@ class Table:
         self.error(key, "must be a number greater than 0")
         return default
 
+    def limit(self, key: str, default: float) -> float:
+        """A finite number of 0 or more, where 0 means "off" or "no limit"."""
+        raw = self._get(key)
+        if raw is _MISSING:
+            return default
+        if (
+            isinstance(raw, int | float)
+            and not isinstance(raw, bool)
+            and math.isfinite(raw)
+            and raw >= 0
+        ):
+            return float(raw)
+        self.error(key, "must be a number of 0 (off) or more")
+        return default
+
     def boolean(self, key: str, default: bool) -> bool:
         raw = self._get(key)
         if raw is _MISSING:

@@ -25,6 +25,11 @@ class ServerConfig:
     base_path: str = "/"
     data_dir: Path = Path("data")
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    #: The household's own networks (the first password may be chosen only from these).
+    lan_networks: tuple[IPNetwork, ...] = tuple(
+        ipaddress.ip_network(n) for n in ("127.0.0.0/8", "::1/128", "10.0.0.0/8",
+        "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10")
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,20 +95,57 @@ class DownloadsConfig:
     #: load_config defaults this to server.data_dir / "downloads".
     dir: Path = Path("data/downloads")
     max_active: int = 1
+    #: Below this much free space on the downloads' disk, Matinee is not ready; a download
+    #: that would go below it deletes old movies first, or is refused.
+    min_free_gb: float = 5.0
+    #: At most this many GB of downloads together; 0: no limit but the disk's.
+    max_disk_gb: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class RetentionConfig:
-    # local_hours: not built yet (nothing mirrors, so nothing drops a local copy early).
+    """Hours (fractions allowed) after which things are deleted by the retention timers."""
+
+    #: Everything (local and R2) this long after the job was ready.
     ready_hours: float = 24.0
+    #: The local copy this long after it was mirrored to R2 (it plays from R2 after that).
     #: load_config defaults this to ready_hours.
     local_hours: float = 24.0
+    #: A failed job's partial files go this long after it failed (cancelled ones at once).
+    failed_hours: float = 24.0
+    #: Everything this long after the last saved playback position; 0: off.
+    idle_hours: float = 0.0
+
+
+SERVE_POLICIES = ("local", "r2", "auto")
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackConfig:
+    #: Audio track languages in order of preference (ISO 639-1 or -2: "en", "ger"); the
+    #: household's last choice in the player comes first.
+    audio_languages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeConfig:
+    #: ffmpeg HLS sessions at once; a new one beyond it stops the least recently used.
+    max_sessions: int = 2
+    #: Seconds without a request after which a session's ffmpeg is stopped.
+    idle_seconds: float = 60.0
+    #: A hardware H.264 encoder ("vaapi", "nvenc", "qsv"), used when it works; None: libx264.
+    hardware: str | None = None
+    #: The VAAPI/QSV device, e.g. "/dev/dri/renderD128".
+    device: str | None = None
+    #: libx264 preset and threads: what keeps up on a small machine.
+    preset: str = "veryfast"
+    threads: int = 2
 
 
 @dataclass(frozen=True, slots=True)
 class R2Config:
-    """Not built yet: read and checked so that a configuration is ready for the mirror, but
-    nothing uploads; `describe` says so."""
+    """Cloudflare R2 or any S3-compatible store: ready movies are mirrored there and may
+    play from it (``serve``)."""
 
     enabled: bool = False
     endpoint: str | None = None
@@ -112,6 +154,32 @@ class R2Config:
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
     presign_seconds: int = 14400
+    #: Parts uploaded at the same time.
+    concurrency: int = 4
+    #: Where players get the file: "local" (always Matinee), "r2" (R2 once mirrored), or
+    #: "auto" (the household's networks from Matinee while the local copy exists, others
+    #: from R2; everyone from R2 once the local copy is gone).
+    serve: str = "auto"
+    #: At most this many GB in the bucket; 0: no limit.
+    max_gb: float = 0.0
+    #: Path-style URLs (endpoint/bucket/key) instead of bucket.endpoint/key.
+    path_style: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    #: Serve {base}metrics (Prometheus text) at all.
+    enabled: bool = True
+    #: Also without a key to clients on [server] lan_networks (a Prometheus at home).
+    lan_without_key: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    #: debug, info, warning, error or critical.
+    level: str = "info"
+    #: "text" (one line per event; no timestamps of its own under journald) or "json".
+    format: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +192,7 @@ class Settings:
     downloads: DownloadsConfig = DownloadsConfig()
     retention: RetentionConfig = RetentionConfig()
     r2: R2Config = R2Config()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    playback: PlaybackConfig = PlaybackConfig()
+    transcode: TranscodeConfig = TranscodeConfig()

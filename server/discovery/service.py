@@ -19,6 +19,7 @@ from server.discovery.releases.ranking import PREFERENCES, Preference, RankedRel
 from server.discovery.tmdb import TmdbClient
 from server.errors import InvalidInput
 from server.keys import DISCOVERY, HTTP, SETTINGS, STORE
+from transcode.capabilities import BrowserFamily, Capabilities
 
 
 def preference_of(value: object) -> Preference:
@@ -40,7 +41,12 @@ class ReleaseList:
 class ReleaseSource(Protocol):
     """What the job runner needs to pick and fetch releases on its own."""
 
-    async def releases(self, movie_id: int, preference: Preference = "1080p") -> ReleaseList: ...
+    async def releases(
+        self,
+        movie_id: int,
+        preference: Preference = "1080p",
+        browser: Capabilities | BrowserFamily = "chrome",
+    ) -> ReleaseList: ...
 
     async def nzb(self, release: RankedRelease) -> tuple[bytes, str | None]: ...
 
@@ -50,7 +56,14 @@ class Discovery:
         self.tmdb = tmdb
         self.indexers = indexers
 
-    async def releases(self, movie_id: int, preference: Preference = "1080p") -> ReleaseList:
+    async def releases(
+        self,
+        movie_id: int,
+        preference: Preference = "1080p",
+        browser: Capabilities | BrowserFamily = "chrome",
+    ) -> ReleaseList:
+        """Every indexer's releases for the movie, ranked for streaming to ``browser`` (what
+        it measured it plays; the job runner, which has no browser, ranks for Chrome)."""
         movie = await self.tmdb.movie(movie_id)
         year = movie.get("year")
         outcome = await self.indexers.search_movie(
@@ -65,6 +78,7 @@ class Discovery:
             preference=preference,
             now=dt.datetime.now(dt.UTC),
             indexer_priority=self.indexers.priorities(),
+            browser=browser,
         )
         return ReleaseList(movie=movie, releases=ranked, errors=dict(outcome.errors))
 

@@ -26,12 +26,14 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from server.config.settings import TmdbConfig
 from server.discovery.replies import read_capped, retry_after
@@ -44,7 +46,7 @@ from server.discovery.tmdb_shapes import (
     parse_movie_page,
     tmdb_message,
 )
-from server.errors import NotFound, TmdbError
+from server.errors import NotFound, TmdbError, TmdbUnreachable
 from server.logs import MASK
 from server.store.db import Store
 
@@ -64,6 +66,7 @@ MAX_RETRY_AFTER = 10.0
 #: When a 429 carries no usable Retry-After.
 DEFAULT_RETRY_AFTER = 1.0
 DEFAULT_TIMEOUT = 15.0
+MAX_REDIRECTS = 3
 
 
 #: Details with credits are ~100 KB for a big film; the cap only stops a runaway reply.
@@ -247,9 +250,7 @@ class TmdbClient:
         for attempt in range(MAX_RETRIES + 1):
             log.debug("TMDB GET %s (attempt %d)", what, attempt + 1)
             try:
-                async with self._session.get(
-                    url, params=params, headers=headers, timeout=self._timeout
-                ) as response:
+                async with self._follow(url, params, headers) as response:
                     if response.status == 429:
                         delay = retry_after_seconds(
                             response.headers.get("Retry-After"), self._clock()
@@ -259,14 +260,14 @@ class TmdbClient:
                         return _Reply(response.status, body, response.content_type)
             # TimeoutError first: aiohttp's ServerTimeoutError is also a ClientError.
             except TimeoutError:
-                raise TmdbError(
+                raise TmdbUnreachable(
                     f"TMDB did not answer within {self._timeout_seconds:g} s ({what}); "
                     "try again later"
                 ) from None
             except aiohttp.ClientError as exc:
                 # `from None`: aiohttp's exceptions may carry the request URL, api_key included.
                 reason = self._scrub(str(exc)) or type(exc).__name__
-                raise TmdbError(f"cannot reach TMDB at {host}: {reason}") from None
+                raise TmdbUnreachable(f"cannot reach TMDB at {host}: {reason}") from None
             if attempt == MAX_RETRIES:
                 break
             log.warning("TMDB is rate limiting %s; retrying in %g s", what, delay)
@@ -275,6 +276,41 @@ class TmdbClient:
             "TMDB is rate limiting Matinee's requests (HTTP 429, still after "
             f"{MAX_RETRIES} retries); try again in a few seconds"
         )
+
+    @asynccontextmanager
+    async def _follow(
+        self, url: str, params: Mapping[str, str], headers: Mapping[str, str]
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A GET whose redirects are followed only to the configured TMDB hosts (base_url
+        and image_base_url): a redirect elsewhere is an error, never a request to a host
+        somebody else chose. Credentials go only to the host they came with."""
+        origins = {_origin(self._config.base_url), _origin(self._config.image_base_url)}
+        first = _origin(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self._session.get(
+                url,
+                params=params,
+                headers=headers if _origin(url) == first else {},
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+            location = response.headers.get("Location")
+            if response.status not in (301, 302, 303, 307, 308) or not location:
+                try:
+                    yield response
+                finally:
+                    response.release()
+                return
+            response.release()
+            target = str(response.url.join(URL(location)))
+            if _origin(target) not in origins:
+                where = self._scrub(_origin(target)[1] or location[:80])
+                raise TmdbError(
+                    f"TMDB redirected to {where}, which is not a configured TMDB host"
+                    " ([tmdb] base_url, image_base_url); Matinee does not follow it"
+                )
+            url, params = target, {}
+        raise TmdbError(f"TMDB redirected more than {MAX_REDIRECTS} times")
 
     def _json(self, reply: _Reply, what: str) -> object:
         try:
@@ -314,6 +350,15 @@ class TmdbClient:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
         return text
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    return parts.scheme, parts.hostname or "", port
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

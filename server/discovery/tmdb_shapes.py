@@ -26,7 +26,8 @@ CREW_LIMIT = 20
 IMAGE_SIZES = frozenset(
     {"w45", "w92", "w154", "w185", "w300", "w342", "w500", "w780", "w1280", "h632", "original"}
 )
-_IMAGE_PATH = re.compile(r"/[A-Za-z0-9]+\.(?:jpg|png|svg)")
+# TMDB names files with ~30 letters and digits; the bound keeps a name a file system takes.
+_IMAGE_PATH = re.compile(r"/[A-Za-z0-9]{1,64}\.(?:jpg|png|svg)")
 
 _YEAR = re.compile(r"(\d{4})-\d{2}-\d{2}")
 
@@ -171,8 +172,8 @@ def check_image(size: str, path: str) -> None:
         raise InvalidInput(f"image size must be one of {sizes}, not {size!r}")
     if not _IMAGE_PATH.fullmatch(path):
         raise InvalidInput(
-            f"image path must look like /abc123.jpg (letters and digits, .jpg, .png or .svg), "
-            f"not {path!r}"
+            "image path must look like /abc123.jpg (1-64 letters and digits, .jpg, .png or"
+            f" .svg), not {path[:80]!r}"
         )
 
 

@@ -25,6 +25,7 @@ from server.errors import (
     RateLimited,
     StorageError,
     TmdbError,
+    TmdbUnreachable,
     Unauthorized,
     UsenetError,
 )
@@ -40,6 +41,9 @@ _MAPPING: tuple[tuple[type[MatineeError], int, str], ...] = (
     (Conflict, 409, "CONFLICT"),
     (RateLimited, 429, "RATE_LIMITED"),
     (JobError, 500, "JOB_ERROR"),
+    # The contract: TMDB out of reach is Matinee's own trouble (500); an answer from TMDB
+    # that is an error is TMDB's (502).
+    (TmdbUnreachable, 500, "INTERNAL_ERROR"),
     (TmdbError, 502, "TMDB_ERROR"),
     (IndexerError, 502, "NZBGEEK_ERROR"),  # any indexer: the code predates several
     (UsenetError, 502, "USENET_ERROR"),

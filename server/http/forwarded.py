@@ -23,7 +23,7 @@ from aiohttp.typedefs import Handler
 
 from server.config.settings import IPNetwork
 from server.errors import InvalidInput
-from server.keys import SETTINGS
+from server.keys import PROXIES_WARNED, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,28 @@ def resolve_forwarded(
     return Forwarded(remote, scheme, host)
 
 
+def _warn_once(request: web.Request, peer: str | None, trusted: Sequence[IPNetwork]) -> None:
+    """A trusted proxy that sends no X-Forwarded-For makes every client look like the proxy:
+    one login limit for everybody. Said once per proxy address, not once per request."""
+    address = parse_address(peer) if peer else None
+    if address is None or not is_trusted(address, trusted):
+        return
+    warned = request.config_dict[PROXIES_WARNED]
+    if peer in warned or len(warned) > 100:
+        return
+    warned.add(str(peer))
+    log.warning(
+        "%s is a trusted proxy but sent no X-Forwarded-For: every client behind it looks like"
+        " %s to Matinee (one login limit for all). Set the headers as contrib/ shows.",
+        peer,
+        peer,
+    )
+
+
+def setup(app: web.Application) -> None:
+    app[PROXIES_WARNED] = set()
+
+
 def _peer(request: web.Request) -> str | None:
     transport = request.transport
     peername = transport.get_extra_info("peername") if transport is not None else None
@@ -132,6 +154,8 @@ async def forwarded_middleware(request: web.Request, handler: Handler) -> web.St
     if not trusted:
         return await handler(request)
     peer = _peer(request)
+    if not request.headers.getall(hdrs.X_FORWARDED_FOR, []):
+        _warn_once(request, peer, trusted)
     try:
         forwarded = resolve_forwarded(
             peer,

@@ -7,6 +7,7 @@ auth sees the client's address and scheme as the trusted reverse proxy reported 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
@@ -16,21 +17,22 @@ from aiohttp.typedefs import Handler
 from yarl import URL
 
 from server.errors import Forbidden, Unauthorized
+from server.http.forwarded import is_trusted, parse_address
 from server.http.sessions import SAFE_METHODS, csrf_ok, session_for, set_session_cookie
 from server.http.tokens import verify
-from server.keys import CSRF_TOKEN, SECRET, SESSION, SETTINGS
+from server.keys import CALLER, CREDENTIALS, CSRF_TOKEN, SESSION, SETTINGS
 
 log = logging.getLogger(__name__)
 
-# Reachable without credentials: the routes of the main app named "login" (setup_auth),
-# "health" (create_app) and "static" (setup_templates). Decided by the route matched, not by
-# the path's text, so that no spelling of a path (%2e%2e, //) reaches anything else.
-PUBLIC_ROUTES = frozenset(
-    {"login", "health", "static", "favicon"}
-)  # favicon: browsers ask before login
+# Reachable without credentials: the routes of the main app named "login" and
+# "first-password" (ui/login.py: the first run has no session yet; the handler itself lets
+# only household addresses choose, and only once), "health", "static", and "favicon"
+# (browsers ask before login). Decided by the route matched, not by the path's text, so
+# that no spelling of a path (%2e%2e, //) reaches anything else.
+PUBLIC_ROUTES = frozenset({"login", "first-password", "health", "ready", "static", "favicon"})
 # Without credentials these answer 401; every other path is a page and redirects to login.
 API_PREFIXES = ("api/", "media/", "hls/")
-#: metrics: not built yet (no route answers it; listed so that it will need a key).
+#: {base}metrics: a key or a session (or, when configured, the household's networks).
 API_PATHS = frozenset({"metrics"})
 
 
@@ -54,13 +56,24 @@ def is_api(rel: str | None) -> bool:
 
 
 def _media_token_ok(request: web.Request, rel: str | None) -> bool:
-    """/media/{job_id}/... may carry ?token= signed for that job (players send no headers)."""
-    if rel is None or not rel.startswith("media/"):
+    """/media/{job_id}/... and /hls/{job_id}/... may carry ?token= signed for that job
+    (players, hls.js and <track> elements send no headers)."""
+    if rel is None or not rel.startswith(("media/", "hls/")):
         return False
     job_id = rel.split("/", 2)[1]
     token = request.query.get("token", "")
-    secret = request.config_dict[SECRET]
-    return bool(job_id and token) and verify(secret, job_id, token, time.time())
+    key = request.config_dict[CREDENTIALS].media_key()  # changes with the password
+    return bool(job_id and token) and verify(key, job_id, token, time.time())
+
+
+def _metrics_from_lan(request: web.Request) -> bool:
+    """{base}metrics without a key, when configured so, for the household's own networks."""
+    resource = request.match_info.route.resource
+    settings = request.config_dict[SETTINGS]
+    if resource is None or resource.name != "metrics" or not settings.metrics.lan_without_key:
+        return False
+    address = parse_address(request.remote or "")
+    return address is not None and is_trusted(address, settings.server.lan_networks)
 
 
 def _api_key_ok(request: web.Request) -> bool:
@@ -78,10 +91,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     redirect to the login page for pages."""
     base = request.config_dict[SETTINGS].server.base_path
     rel = relative_path(request.path, base)
-    if is_public(request) or _api_key_ok(request) or _media_token_ok(request, rel):
+    if is_public(request) or _media_token_ok(request, rel) or _metrics_from_lan(request):
+        return await handler(request)
+    if _api_key_ok(request):
+        # Who is asking, for the limits on what costs: one caller per key.
+        key = request.headers["X-Api-Key"].encode()
+        request[CALLER] = "key:" + hashlib.sha256(key).hexdigest()[:16]
         return await handler(request)
     session = await session_for(request)
     if session is not None:
+        request[CALLER] = "session:" + hashlib.sha256(session.session_id.encode()).hexdigest()[:16]
         # API keys are exempt: a page on another site cannot make a browser send one.
         if request.method not in SAFE_METHODS and not await csrf_ok(request, session):
             raise Forbidden(

@@ -1,7 +1,8 @@
 """The household's password: stored as one scrypt string, checked in constant time.
 
-``scrypt$n=16384,r=8,p=1$<salt>$<key>`` (base64 without padding), written into the config
-file by ``matinee set-password`` (``server.config.edit``).
+``scrypt$n=16384,r=8,p=1$<salt>$<key>`` (base64 without padding), kept in the store by
+``matinee set-password``, the first-run page and the account page
+(``server.http.credentials``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from server.config.settings import Settings
-
 MIN_PASSWORD = 8
+#: scrypt takes any length; a bound keeps a hostile form from making it chew megabytes.
+MAX_PASSWORD = 1024
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _SALT_BYTES = 16
 _KEY_BYTES = 32
@@ -86,8 +87,8 @@ def verify_password(password: str, encoded: str) -> bool:
 PasswordState = Literal["set", "unset", "invalid"]
 
 
-def password_state(settings: Settings) -> PasswordState:
-    encoded = settings.auth.password_hash
+def hash_state(encoded: str | None) -> PasswordState:
+    """Whether a stored password hash is there and usable."""
     if not encoded:
         return "unset"
     try:

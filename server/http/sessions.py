@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from server.http.forms import read_form
 from server.keys import SECRET, SESSIONS, SETTINGS, STORE
 from server.store.db import Store
 
@@ -31,6 +32,8 @@ SESSION_COOKIE = "matinee_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 SESSION_TTL = 30 * 24 * 3600
+#: However often it is used, a session ends this long after the login that made it.
+SESSION_MAX_AGE = 90 * 24 * 3600
 #: A session used after this long since its last renewal is given a fresh SESSION_TTL.
 RENEW_AFTER = 24 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -79,10 +82,10 @@ class Sessions:
     async def create(self) -> ActiveSession:
         session_id = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
-        expires_at = self.clock() + SESSION_TTL
-        await self._store.sessions.create(
-            _storage_key(session_id), json.dumps({"csrf": csrf}), expires_at
-        )
+        now = self.clock()
+        expires_at = now + SESSION_TTL
+        data = json.dumps({"csrf": csrf, "born": now})  # "born" survives renewals
+        await self._store.sessions.create(_storage_key(session_id), data, expires_at)
         return ActiveSession(session_id, csrf, expires_at, f"{session_id}.{self._mac(session_id)}")
 
     async def load(self, cookie: str) -> ActiveSession | None:
@@ -98,8 +101,11 @@ class Sessions:
         if row is None:
             return None
         data = _session_data(row.data)
-        csrf = data.get("csrf")
-        if not isinstance(csrf, str):
+        csrf, born = data.get("csrf"), data.get("born")
+        if not isinstance(csrf, str) or not isinstance(born, int | float):
+            return None
+        if self.clock() - born >= SESSION_MAX_AGE:
+            await self._store.sessions.delete(key)  # renewed all along, but too old now
             return None
         session = ActiveSession(session_id, csrf, row.expires_at, cookie)
         if self.clock() + SESSION_TTL - row.expires_at < RENEW_AFTER:
@@ -164,7 +170,7 @@ async def csrf_ok(request: web.Request, session: ActiveSession) -> bool:
     urlencoded form (multipart bodies are not read here: send the header with them)."""
     offered = request.headers.get(CSRF_HEADER)
     if offered is None and request.content_type == "application/x-www-form-urlencoded":
-        value = (await request.post()).get(CSRF_FIELD)
+        value = (await read_form(request)).get(CSRF_FIELD)
         offered = value if isinstance(value, str) else None
     return offered is not None and hmac.compare_digest(offered.encode(), session.csrf.encode())
 

@@ -20,7 +20,7 @@ def load_or_create_secret(configured: str | None, data_dir: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         value = secrets.token_urlsafe(48).encode()
         path.touch(mode=0o600)
         path.write_bytes(value)

@@ -65,6 +65,32 @@ class MediaKind(StrEnum):
     RAR = "rar"
 
 
+class MirrorState(StrEnum):
+    """Where a ready job's copy in R2 stands (``Job.mirror``; None while R2 has no part in it).
+
+    Beside the status, not one of them: a job is ``ready`` while its file uploads, and stays
+    ``ready`` after its local copy is dropped (it plays from R2 then)."""
+
+    PENDING = "pending"  # ready, and the upload waits for its turn
+    MIRRORING = "mirroring"  # parts are being uploaded (``mirror_bytes`` of ``media_size``)
+    MIRRORED = "mirrored"  # the object is in R2, its sha256 checked by a HEAD
+    FAILED = "failed"  # it will not be uploaded (``mirror_error`` says why); the local copy stays
+
+
+#: The mirror still moves by itself: event streams go on until it is done.
+MIRROR_MOVING: frozenset[MirrorState] = frozenset({MirrorState.PENDING, MirrorState.MIRRORING})
+
+
+class Expiry(StrEnum):
+    """Why a retention timer deleted something: the job event's ``reason``, the metric's label."""
+
+    READY = "ready"  # [retention] ready_hours after it was ready
+    IDLE = "idle"  # [retention] idle_hours after the last saved playback position
+    LOCAL = "local"  # [retention] local_hours after it was mirrored: only the local copy goes
+    FAILED = "failed"  # [retention] failed_hours after it failed
+    SPACE = "space"  # room for another download (least recently watched first)
+
+
 class Failure(StrEnum):
     """Why a job failed, for programs (the API's error code) and for the retry logic."""
 
@@ -109,6 +135,14 @@ LABELS: Mapping[Status, str] = types.MappingProxyType(
         S.DELETED: "Deleted",
     }
 )
+MIRROR_LABELS: Mapping[str, str] = types.MappingProxyType(
+    {
+        MirrorState.PENDING.value: "Waiting to upload to R2",
+        MirrorState.MIRRORING.value: "Uploading to R2",
+        MirrorState.MIRRORED.value: "In R2",
+        MirrorState.FAILED.value: "Not in R2",
+    }
+)
 #: The label of a job that is queued again for its next release.
 RETRY_LABEL = "Trying another release"
 
@@ -127,6 +161,12 @@ def label(status: Status, attempt: int = 1) -> str:
     return RETRY_LABEL if status is S.QUEUED and attempt > 1 else LABELS[status]
 
 
+def at_rest(status: Status, mirror: MirrorState | None) -> bool:
+    """Nothing more happens to the job by itself but deletion: its status is final and its
+    upload to R2 (if any) is over. Event streams end here."""
+    return status is S.DELETED or (status in FINAL and mirror not in MIRROR_MOVING)
+
+
 def can_play(status: Status, playable: bool) -> bool:
     return playable and status not in (S.ERROR, S.DELETED)
 
@@ -140,4 +180,7 @@ def as_json() -> dict[str, object]:
         "active": sorted(s.value for s in ACTIVE),
         "final": sorted(s.value for s in FINAL),
         "unplayable": [S.ERROR.value, S.DELETED.value],
+        "mirror_states": [m.value for m in MirrorState],
+        "mirror_labels": dict(MIRROR_LABELS),
+        "mirror_moving": sorted(m.value for m in MIRROR_MOVING),
     }

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import shutil
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,20 +40,48 @@ from server.errors import (
     StorageError,
     TmdbError,
 )
-from server.jobs.lifecycle import ACTIVE, FINAL, Failure, MediaKind, Mode, Source, Status
-from server.jobs.media import MediaError, MediaPlan, find_media, prepare_media, static_view
+from server.jobs.lifecycle import (
+    ACTIVE,
+    Failure,
+    MirrorState,
+    Mode,
+    Source,
+    Status,
+    at_rest,
+)
+from server.jobs.media import (
+    FILES_DIR,
+    NZB_FILE,
+    MediaError,
+    MediaPlan,
+    find_media,
+    prepare_media,
+    static_view,
+    tidy_files,
+)
+from server.jobs.readers import Movie, Reading
 from server.jobs.servers import specs_from_settings
-from server.keys import DISCOVERY, JOBS, SETTINGS, STORE
+from server.keys import DISCOVERY, JOBS, METRICS, SETTINGS, STORE
+from server.metrics import Metrics
 from server.store.db import Store
+from server.store.events import Note
 from server.store.jobs import Job, Media, new_job_id
+from transcode.capabilities import (
+    FAMILY_CAPABILITIES,
+    BrowserFamily,
+    Capabilities,
+    CapabilitiesError,
+    parse_capabilities,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3  # releases tried in auto mode before a job gives up
-RETENTION_SWEEP = 60.0  # seconds between looks for expired jobs
+HOUSEKEEPING = 60.0  # seconds between purges of expired cache entries, sessions, old rows
+DELETED_ROWS_KEPT = 30 * 86400.0  # a deleted job's row and history stay this long
+DISK_FULL_POLL = 5.0  # seconds between looks at the free space of a full disk
+DISK_FULL_HEADROOM = 64 * 1024 * 1024  # what a stalled download needs at least to go on
 TICK = 1.0  # seconds between progress writes
-NZB_FILE = "job.nzb"
-FILES_DIR = "files"
 
 
 @dataclass(eq=False)
@@ -61,8 +90,15 @@ class _Live:
 
     task: asyncio.Task[None] | None = None
     download: Download | None = None
-    view: MediaView | None = None
+    movie: Movie = field(default_factory=Movie)  # the view responses read, and its readers
+    # At ready: the download's leftovers are to go, once no response reads the view of the
+    # downloading files (``superseded``, when the job was playable before).
+    tidy: bool = False
+    superseded: MediaView | None = None
     note: str | None = None  # why it cannot play yet, in a person's words
+    # Its Watch-to-playable time was observed (before the row said so: a runner cancelled
+    # between the two must not leave the moment uncounted).
+    playable_counted: bool = False
     nzb: Nzb | None = None  # parsed at submit, so the runner need not parse it again
     watchers: set[asyncio.Queue[Job]] = field(default_factory=set)
 
@@ -78,6 +114,7 @@ class JobManager:
         servers: Sequence[ServerSpec] | None = None,
         releases: ReleaseSource | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.releases = releases
@@ -86,6 +123,7 @@ class JobManager:
         self.servers = list(servers) if servers is not None else specs_from_settings(settings)
         self.root = settings.downloads.dir
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self._slots = asyncio.Semaphore(max(1, settings.downloads.max_active))
         # The household's line: every job's download shares its budget (the job being
         # watched first) and its warm connections.
@@ -93,6 +131,18 @@ class JobManager:
         self._live: dict[str, _Live] = {}
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
+        #: Called with a job's id before its files on this machine go, deleted or only their
+        #: local copy dropped (playback stops the ffmpegs that read them there).
+        self.on_files_gone: list[Callable[[str], Awaitable[None]]] = []
+        #: Called with a job's id when the job is deleted, after ``on_files_gone`` (the
+        #: mirror aborts its upload and deletes its objects in R2).
+        self.on_delete: list[Callable[[str], Awaitable[None]]] = []
+        # Hooks for the layers above (the mirror): told of every change of a job; asked to
+        # make room before a download starts.
+        self.listeners: list[Callable[[Job], None]] = []
+        #: (the job's id or None before it exists, bytes it needs): returns once there is
+        #: room, or raises StorageError saying how much is missing.
+        self.make_room: Callable[[str | None, int], Awaitable[None]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -101,10 +151,12 @@ class JobManager:
             log.info("resuming %s (%s)", job.job_id, job.status)
             self._spawn(job.job_id)
         for job in await self.store.jobs.list(Status.READY):
-            view = static_view(job)
+            view = await asyncio.to_thread(static_view, job)
             if view is not None:
-                self._live.setdefault(job.job_id, _Live()).view = view
-        self._reaper = asyncio.create_task(self._reap_expired(), name="retention")
+                self._live.setdefault(job.job_id, _Live()).movie.swap(view)
+                # Left over when the server stopped before they went; nobody reads them now.
+                await asyncio.to_thread(tidy_files, Path(job.dir) / FILES_DIR, view)
+        self._reaper = asyncio.create_task(self._housekeeping(), name="housekeeping")
 
     async def close(self) -> None:
         """Stop every job task; downloads persist their state and resume at next start."""
@@ -117,23 +169,22 @@ class JobManager:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.line.close()
 
-    async def reap_expired(self) -> list[str]:
-        """Delete jobs whose retention ran out; returns their ids."""
-        gone = []
-        for job in await self.store.jobs.expired(self.clock()):
-            log.info("retention: deleting %s (%s)", job.job_id, job.release_title)
-            await self.delete(job.job_id)
-            await self.store.events.add(job.job_id, "expired", "retention time is over")
-            gone.append(job.job_id)
-        return gone
+    async def housekeeping(self) -> None:
+        """What nobody needs any more: expired HTTP cache entries and login sessions, and the
+        rows of jobs deleted long ago. (Jobs whose retention ran out are the retention
+        scheduler's, in ``server.mirror.retention``.)"""
+        now = self.clock()
+        await self.store.cache.purge(now)
+        await self.store.sessions.purge(now)
+        await self.store.jobs.purge_deleted(now - DELETED_ROWS_KEPT)
 
-    async def _reap_expired(self) -> None:
+    async def _housekeeping(self) -> None:
         while True:
             try:
-                await self.reap_expired()
+                await self.housekeeping()
             except Exception:  # a failed sweep must not stop later ones
-                log.exception("retention sweep failed")
-            await asyncio.sleep(RETENTION_SWEEP)
+                log.exception("housekeeping failed")
+            await asyncio.sleep(HOUSEKEEPING)
 
     # -- submitting --------------------------------------------------------------
     async def submit(
@@ -160,6 +211,8 @@ class JobManager:
             active = await self.store.jobs.current_for_movie(movie_id)
             if active is not None and active.status in ACTIVE:
                 raise Conflict(f"movie {movie_id} already has an active job {active.job_id}")
+        if self.make_room is not None:  # refused now rather than failing later
+            await self.make_room(None, nzb.bytes)
         job_id = new_job_id()
         folder = self.root / job_id
         try:
@@ -191,9 +244,12 @@ class JobManager:
         release_id: str | None = None,
         release_title: str | None = None,
         preference: str = "1080p",
+        browser: str = "chrome",
     ) -> tuple[Job, bool]:
         """Queue a job that finds its own release; (job, False) when the movie already has
-        an active one. The search and the NZB fetch happen in the job, not in the request."""
+        an active one. The search and the NZB fetch happen in the job, not in the request.
+        ``browser`` is what the pick ranks for: a browser family, or the capabilities JSON
+        the player measured (kept with the job, so a retry or a restart ranks the same)."""
         if self.releases is None:
             raise InvalidInput("finding releases needs [tmdb] and [[indexers]] configured")
         if not self.servers:
@@ -235,7 +291,12 @@ class JobManager:
                 job_id,
                 "requested",
                 f"{mode} release for movie {movie_id}",
-                {"preference": preference, "release_id": release_id, "skip": failed},
+                {
+                    "preference": preference,
+                    "release_id": release_id,
+                    "skip": failed,
+                    "browser": browser,
+                },
             )
         self._spawn(job_id)
         return job, True
@@ -282,20 +343,47 @@ class JobManager:
             expires_at=None,
         )
 
-    async def delete(self, job_id: str) -> Job:
-        """Cancel a job, delete its files, mark it deleted."""
+    async def delete(
+        self,
+        job_id: str,
+        why: str = "cancelled and files deleted",
+        data: dict[str, str] | None = None,
+    ) -> Job:
+        """Cancel a job, delete its files (and, through the hooks, its ffmpegs and its copy in
+        R2), mark it deleted; ``why`` (and ``data``) go into the job's history."""
         job = await self.get(job_id)
         live = self._live.pop(job_id, None)
         if live is not None and live.task is not None:
             live.task.cancel()
             await asyncio.gather(live.task, return_exceptions=True)
+        if live is not None:
+            live.movie.swap(None)
+        for hook in (*self.on_files_gone, *self.on_delete):
+            await hook(job_id)
         await asyncio.to_thread(shutil.rmtree, job.dir, True)
         if job.status != Status.DELETED:
-            job = await self.store.jobs.mark_deleted(job_id)
-            await self.store.events.add(job_id, "deleted", "cancelled and files deleted")
+            job = await self.store.jobs.mark_deleted(job_id, Note("deleted", why, data))
+            self._tell(job)
         if live is not None:
             self._publish(live, job)
         return job
+
+    async def drop_local(self, job_id: str, why: str, data: dict[str, str] | None = None) -> Job:
+        """Delete the local copy of a ready job that R2 holds: it plays from R2 after this."""
+        job = await self.get(job_id)
+        live = self._live.get(job_id)
+        if live is not None:
+            live.movie.swap(None)
+        for hook in self.on_files_gone:
+            await hook(job_id)
+        await asyncio.to_thread(shutil.rmtree, job.dir, True)
+        note = Note("local_deleted", why, data)
+        return self._changed(await self.store.jobs.local_dropped(job_id, self.clock(), note))
+
+    def publish(self, job: Job) -> Job:
+        """Tell the job's watchers (event streams) and listeners about a change made by
+        another part (the mirror) through the store; returns the job."""
+        return self._changed(job)
 
     async def get(self, job_id: str) -> Job:
         job = await self.store.jobs.get(job_id)
@@ -303,9 +391,27 @@ class JobManager:
             raise NotFound(f"no job {job_id}")
         return job
 
+    def speed(self) -> float:
+        """Bytes per second all running downloads fetch now, together."""
+        return sum(
+            live.download.progress.speed_bps
+            for live in self._live.values()
+            if live.download is not None
+        )
+
     def view(self, job_id: str) -> MediaView | None:
         live = self._live.get(job_id)
-        return live.view if live is not None else None
+        return live.movie.view if live is not None else None
+
+    def reading(self, job_id: str, name: str) -> Reading | None:
+        """A response's hold on the job's movie named ``name`` (release it when done)."""
+        live = self._live.get(job_id)
+        return live.movie.read(name) if live is not None else None
+
+    def download(self, job_id: str) -> Download | None:
+        """The running download of a job (its files: subtitles beside the movie)."""
+        live = self._live.get(job_id)
+        return live.download if live is not None else None
 
     def note(self, job_id: str) -> str | None:
         """Why a running job cannot play before it is ready, when that is known."""
@@ -320,7 +426,7 @@ class JobManager:
         live.watchers.add(queue)
         try:
             yield job
-            while job.status not in FINAL:
+            while not at_rest(job.status, job.mirror):
                 job = await queue.get()
                 while not queue.empty():  # a slow reader gets the newest state, not a backlog
                     job = queue.get_nowait()
@@ -338,7 +444,15 @@ class JobManager:
         live = self._live.get(job.job_id)
         if live is not None:
             self._publish(live, job)
+        self._tell(job)
         return job
+
+    def _tell(self, job: Job) -> None:
+        for listener in self.listeners:
+            try:
+                listener(job)
+            except Exception:  # a listener's bug must not stop the job
+                log.exception("job %s: a listener failed", job.job_id)
 
     @staticmethod
     def _publish(live: _Live, job: Job) -> None:
@@ -350,14 +464,24 @@ class JobManager:
         live = self._live[job_id]
         try:
             async with self._slots:
-                while not await self._run_once(job_id, live):
-                    pass  # auto mode moved on to another release
+                while True:
+                    try:
+                        if await self._run_once(job_id, live):
+                            break
+                        # else auto mode moved on to another release
+                    except (DownloadError, OSError) as exc:
+                        if not _disk_full(exc):
+                            raise
+                        await self._wait_for_space(job_id)  # then the download goes on
+            await self._tidy(job_id, live)
         except asyncio.CancelledError:
             raise
         except TmdbError as exc:  # while choosing a release
             await self._fail(job_id, exc.message, Failure.TMDB)
         except IndexerError as exc:
             await self._fail(job_id, exc.message, Failure.INDEXER)
+        except StorageError as exc:  # no room for the download
+            await self._fail(job_id, exc.message, Failure.STORAGE)
         except MatineeError as exc:
             await self._fail(job_id, exc.message, Failure.INTERNAL)
         except (NntpError, DownloadError) as exc:
@@ -373,6 +497,28 @@ class JobManager:
             )
         finally:
             live.download = None
+
+    async def _wait_for_space(self, job_id: str) -> None:
+        """The disk is full: the job says so and waits, its download state kept, until there
+        is room again (somebody deleted something, or a retention timer did); then it goes
+        on where it stopped. Nothing else is affected: a stall, not a failure."""
+        folder = self.settings.downloads.dir
+        message = (
+            f"disk full: the download waits for free space on the downloads' disk"
+            f" (at least {self.settings.downloads.min_free_gb:g} GB); it goes on by itself"
+        )
+        log.warning("job %s: %s", job_id, message)
+        try:  # the database may be on the full disk too: then the log line is what there is
+            self._changed(await self.store.jobs.stall(job_id, message))
+            await self.store.events.add(job_id, "disk_full", message)
+        except Exception as exc:
+            log.warning("job %s: cannot record the full disk: %s", job_id, exc)
+        floor = max(self.settings.downloads.min_free_gb * 1e9, DISK_FULL_HEADROOM)
+        # Polled: nothing tells a process that another freed space on a disk.
+        while await asyncio.to_thread(_free_bytes, folder) < floor:  # noqa: ASYNC110
+            await asyncio.sleep(DISK_FULL_POLL)
+        self._changed(await self.store.jobs.stall(job_id, None))
+        await self.store.events.add(job_id, "disk_space", "there is room again: resuming")
 
     async def _run_once(self, job_id: str, live: _Live) -> bool:
         """One release, from NZB to ready. False when auto mode should try another."""
@@ -391,13 +537,15 @@ class JobManager:
             return await self._give_up_release(
                 job, live, f"the indexer's NZB is not usable: {exc}", Failure.INDEXER
             )
-        if job.status == Status.QUEUED and job.mode == Mode.AUTO:
-            health = await check_release(nzb, self.servers, self.line)
-            if health.hopeless:
-                return await self._give_up_release(
-                    job, live, f"its articles are gone ({health.describe()})", Failure.USENET
-                )
         if job.status == Status.QUEUED:
+            if self.make_room is not None:
+                await self.make_room(job_id, nzb.bytes)
+            if job.mode == Mode.AUTO:
+                health = await check_release(nzb, self.servers, self.line)
+                if health.hopeless:
+                    return await self._give_up_release(
+                        job, live, f"its articles are gone ({health.describe()})", Failure.USENET
+                    )
             job = self._changed(await self.store.jobs.start_download(job_id))
             await self.store.events.add(job_id, "downloading", "download started")
         if job.status == Status.DOWNLOADING:
@@ -426,7 +574,9 @@ class JobManager:
         tried = {e.data.get("release_id") for e in events if e.kind == "release"}
         tried.update(requested.get("skip") or ())
         found = await self.releases.releases(
-            job.movie_id, preference_of(requested.get("preference"))
+            job.movie_id,
+            preference_of(requested.get("preference")),
+            _ranked_for(requested.get("browser")),
         )
         if job.mode == Mode.MANUAL:
             choice = next((r for r in found.releases if r.release_id == job.release_id), None)
@@ -489,7 +639,7 @@ class JobManager:
             f"{job.release_title or 'the release'} failed: {problem}; trying the next-best release",
             {"title": job.release_title, "problem": problem},
         )
-        live.view = None
+        live.movie.swap(None)
         live.note = None
         folder = Path(job.dir)
         await asyncio.to_thread(shutil.rmtree, folder / FILES_DIR, True)
@@ -504,7 +654,9 @@ class JobManager:
         finder = asyncio.create_task(self._find_media(job.job_id, dl, live))
         ticker = asyncio.create_task(self._tick(job.job_id, dl))
         try:
-            return await finish_download(dl)
+            # Real names of obfuscated files come as second names: a response may be
+            # reading the posted ones.
+            return await finish_download(dl, keep_posted_names=True)
         finally:
             for task in (ticker, finder):
                 task.cancel()
@@ -527,11 +679,16 @@ class JobManager:
             live.note = plan.reason
             await self.store.events.add(job_id, "not_streamable", plan.reason)
             return
-        live.view = plan.view
+        live.movie.swap(plan.view)
         assert plan.kind is not None  # a view comes with its kind
         media = Media(plan.view.name, plan.kind, plan.view.content_type, plan.view.size)
-        self._changed(await self.store.jobs.mark_playable(job_id, media))
-        await self.store.events.add(job_id, "playable", plan.reason)
+        started = await self.store.jobs.get(job_id)
+        if started is not None and not live.playable_counted:
+            self.metrics.to_playable.observe(max(0.0, self.clock() - started.created_at))
+            live.playable_counted = True
+        self._changed(
+            await self.store.jobs.mark_playable(job_id, media, Note("playable", plan.reason))
+        )
 
     async def _tick(self, job_id: str, dl: Download) -> None:
         while True:
@@ -549,29 +706,81 @@ class JobManager:
             self._changed(job)
 
     async def _prepare(self, job: Job, files_dir: Path, live: _Live, password: str | None) -> None:
-        """One playable file in the job's folder; then ready, with its retention timer."""
+        """The finished movie (read in place where it can be); then ready, with its
+        retention timer. Responses reading the downloading files move on to it."""
         try:
-            result = await prepare_media(files_dir, job, password=password)
+            result = await prepare_media(files_dir, job, password=password, playing=live.movie.view)
         except MediaError as exc:
             await self._fail(job.job_id, str(exc), Failure.MEDIA)
             return
-        live.view = result.view
+        live.superseded = live.movie.swap(result.view)
+        live.tidy = True
         now = self.clock()
         view = result.view
-        media = Media(view.name, MediaKind.FILE, view.content_type, view.size)
+        media = Media(view.name, result.kind, view.content_type, view.size)
         expires = now + self.settings.retention.ready_hours * 3600
+        ready = await self.store.jobs.get(job.job_id)
         self._changed(
-            await self.store.jobs.mark_ready(job.job_id, media, ready_at=now, expires_at=expires)
+            await self.store.jobs.mark_ready(
+                job.job_id,
+                media,
+                ready_at=now,
+                expires_at=expires,
+                # the mirror (server.mirror) uploads it from here
+                mirror=MirrorState.PENDING if self.settings.r2.enabled else None,
+                note=Note("ready", result.reason),
+            )
         )
-        await self.store.events.add(job.job_id, "ready", result.reason)
+        if ready is not None and not ready.playable and not live.playable_counted:
+            # It could not play before it was ready.
+            self.metrics.to_playable.observe(max(0.0, now - ready.created_at))
+
+    async def _tidy(self, job_id: str, live: _Live) -> None:
+        """Once no response reads the view of the downloading files any more, delete the
+        files the finished view does not read. Runs after the job gave up its download
+        slot: a paused player may hold its response for long."""
+        view = live.movie.view
+        if not live.tidy or view is None:
+            return
+        if live.superseded is not None:
+            await live.movie.idle(live.superseded)
+        live.tidy, live.superseded = False, None
+        try:
+            job = await self.get(job_id)
+            await asyncio.to_thread(tidy_files, Path(job.dir) / FILES_DIR, view)
+        except Exception:  # the job is ready all the same; the next start tidies again
+            log.exception("job %s: cannot delete the download's leftovers", job_id)
 
     async def _fail(self, job_id: str, message: str, failure: Failure) -> None:
         log.warning("job %s: %s", job_id, message)
+        live = self._live.get(job_id)
+        if live is not None:
+            live.movie.swap(None)  # what it read may be gone; responses end
         try:
-            self._changed(await self.store.jobs.fail(job_id, message, failure))
-            await self.store.events.add(job_id, "error", message, {"failure": failure.value})
+            expires = self.clock() + self.settings.retention.failed_hours * 3600
+            note = Note("error", message, {"failure": failure.value})
+            self._changed(
+                await self.store.jobs.fail(job_id, message, failure, expires_at=expires, note=note)
+            )
         except Exception:  # the store is closing or broken: the log line above is all we can do
             log.exception("job %s: cannot record the failure", job_id)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the disk being full."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _free_bytes(folder: Path) -> int:
+    where = folder
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    return shutil.disk_usage(where).free
 
 
 def _os_reason(exc: OSError) -> str:
@@ -602,7 +811,7 @@ def _explain(outcome: FetchOutcome) -> str:
 
 
 async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    manager = JobManager(app[STORE], app[SETTINGS], releases=app[DISCOVERY])
+    manager = JobManager(app[STORE], app[SETTINGS], releases=app[DISCOVERY], metrics=app[METRICS])
     app[JOBS] = manager
     await manager.start()
     try:
@@ -614,3 +823,14 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     """The job runners; after the store and discovery, which they use."""
     app.cleanup_ctx.append(_jobs_ctx)
+
+
+def _ranked_for(browser: object) -> Capabilities | BrowserFamily:
+    """The browser a job's pick ranks for, from its request (Chrome for jobs from before it
+    was kept, and for a report that no longer reads)."""
+    if isinstance(browser, str) and browser in FAMILY_CAPABILITIES:
+        return browser
+    if isinstance(browser, str):
+        with contextlib.suppress(CapabilitiesError):
+            return parse_capabilities(browser)
+    return "chrome"

@@ -5,9 +5,13 @@ extracted from a compressed archive)."""
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
+import itertools
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +22,17 @@ from nntp.media import (
     MediaView,
     Piece,
     RarNotStreamable,
+    choose_entry,
     content_type_for,
     make_etag,
     open_file_view,
     open_rar_view,
+    read_pieces,
     sniff,
 )
-from nntp.names import safe_filename
+from nntp.names import names_a_media_part, numbered_filename, safe_filename
 from nntp.pick import classify, resolve_layout
-from nntp.rar import RarEntry, RarError, VolumeScanner, assemble, volume_order
+from nntp.rar import RarEntry, RarError, RarVolumeInfo, VolumeScanner, assemble, volume_order
 from server.jobs.lifecycle import MediaKind
 from server.store.jobs import Job
 from transcode.process import ProcessError, run
@@ -41,6 +47,9 @@ VIDEO_KINDS = {"mkv", "webm", "mp4", "mov", "ts", "avi", "wmv"}
 VIDEO_EXTENSIONS = {"mkv", "webm", "mp4", "m4v", "mov", "ts", "m2ts", "avi", "wmv", "mpg", "mpeg"}
 SKIP_SUFFIXES = (".par2", ".nfo", ".sfv", ".nzb", ".txt", ".jpg", ".png", ".srt", ".json")
 EXTRACT_TIMEOUT = 6 * 3600.0
+FILES_DIR = "files"  # the download's own folder inside a job's folder
+NZB_FILE = "job.nzb"  # the job's NZB, beside it
+SUBTITLES_DIR = "subtitles"  # subtitle files of the release, kept for the player
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,9 @@ class MediaPlan:
 
 @dataclass(frozen=True)
 class Prepared:
-    view: MediaView
+    view: StaticView
     reason: str
+    kind: MediaKind
 
 
 class MediaError(Exception):
@@ -61,17 +71,42 @@ class MediaError(Exception):
 
 
 class StaticView:
-    """A finished movie: one complete file on disk."""
+    """A finished movie: complete bytes on disk, one file or the pieces of a store-mode RAR
+    set's volumes, read in place (``StaticView.of_file`` for one file)."""
 
-    def __init__(self, path: Path, *, etag_seed: str, content_type: str | None = None) -> None:
-        self.path = path
-        self._size = path.stat().st_size
-        self._name = path.name
+    def __init__(
+        self,
+        layout: Sequence[Piece],
+        *,
+        name: str,
+        etag_seed: str,
+        content_type: str | None = None,
+    ) -> None:
+        self.layout = tuple(layout)
+        self._size = sum(p.length for p in self.layout)
+        self._name = name
+        # Media offset where each piece starts, for bisection.
+        self._starts = list(itertools.accumulate((p.length for p in self.layout), initial=0))
         if content_type is None:
-            with path.open("rb") as f:
-                content_type = content_type_for(path.name, f.read(16384))
+            content_type = content_type_for(name, read_pieces(self.pieces(0, 16384)))
         self._content_type = content_type
-        self._etag = make_etag(etag_seed, "ready", path.name, size=self._size)
+        self._etag = make_etag(etag_seed, name, size=self._size)
+
+    @classmethod
+    def of_file(
+        cls, path: Path, *, etag_seed: str, name: str | None = None, content_type: str | None = None
+    ) -> StaticView:
+        """The whole of one file (blocking: it stats the file)."""
+        size = path.stat().st_size
+        return cls(
+            [Piece(str(path), 0, size)],
+            name=name or path.name,
+            etag_seed=etag_seed,
+            content_type=content_type,
+        )
+
+    def __repr__(self) -> str:
+        return f"StaticView({self._name!r}, size={self._size}, pieces={len(self.layout)})"
 
     @property
     def name(self) -> str:
@@ -90,8 +125,20 @@ class StaticView:
         return self._etag
 
     def pieces(self, offset: int, length: int) -> list[Piece]:
-        end = min(self._size, offset + length)
-        return [Piece(str(self.path), offset, end - offset)] if end > offset else []
+        if offset < 0 or length < 0:
+            raise ValueError(f"invalid range: offset {offset}, length {length}")
+        start, end = min(offset, self._size), min(self._size, offset + length)
+        out = []
+        i = bisect.bisect_right(self._starts, start) - 1
+        while start < end and i < len(self.layout):
+            piece = self.layout[i]
+            skip = start - self._starts[i]
+            n = min(piece.length - skip, end - start)
+            if n > 0:
+                out.append(Piece(piece.path, piece.offset + skip, n))
+                start += n
+            i += 1
+        return out
 
     def available(self, offset: int) -> int:
         return max(0, self._size - offset)
@@ -103,12 +150,7 @@ class StaticView:
         return _noop
 
     async def read(self, offset: int, length: int) -> bytes:
-        def pread() -> bytes:
-            with self.path.open("rb") as f:
-                f.seek(offset)
-                return f.read(max(0, min(length, self._size - offset)))
-
-        return await asyncio.to_thread(pread)
+        return await asyncio.to_thread(read_pieces, self.pieces(offset, length))
 
 
 class _Noop:
@@ -120,13 +162,24 @@ _noop = _Noop()
 
 
 def static_view(job: Job) -> StaticView | None:
-    """The view of a ready job, from its row (after a restart)."""
+    """The view of a ready job, from its row (after a restart; blocking: run it in a
+    thread, a RAR set's headers are read again)."""
     if not job.media_name:
         return None
+    if job.media_kind == MediaKind.RAR:
+        files_dir = Path(job.dir) / FILES_DIR
+        try:
+            _, rars = _sort_by_content(_list_files(files_dir))
+            ordered, entry, _ = _plan_archive(rars, job.media_name)
+        except (OSError, RarError):
+            return None
+        if entry is None:
+            return None
+        return _set_view(ordered, entry, job.job_id, job.content_type)
     path = Path(job.dir) / job.media_name
     if not path.is_file():
         return None
-    return StaticView(path, etag_seed=job.job_id, content_type=job.content_type)
+    return StaticView.of_file(path, etag_seed=job.job_id, content_type=job.content_type)
 
 
 async def find_media(dl: Download, job_id: str) -> MediaPlan:
@@ -197,29 +250,94 @@ async def _wait_rar_ends(dl: Download, view: MediaView) -> None:
         await view.wait(max(head, view.size - TAIL_BYTES), view.size)
 
 
-async def prepare_media(files_dir: Path, job: Job, *, password: str | None = None) -> Prepared:
-    """Turn a finished download into one movie file in the job's folder."""
+async def prepare_media(
+    files_dir: Path, job: Job, *, password: str | None = None, playing: MediaView | None = None
+) -> Prepared:
+    """The finished movie of a complete download, read where it lies where it can be.
+
+    Nothing that a view of the downloading files reads is moved or deleted here (a response
+    may be reading it): a video gets a second name (a hard link) in the job's folder; a
+    store-mode RAR set is read in place from its volumes, never joined; only a compressed
+    archive is extracted, into a new file. The movie is the file that played while it
+    downloaded (``playing``, the view then) and keeps the name it had (by default
+    ``job.media_name``), so its URL and ETag stay the same. ``tidy_files`` removes what
+    the finished view does not read, once no response reads the old view.
+    """
     job_dir = Path(job.dir)
+    name = playing.name if playing is not None else job.media_name
     files = await asyncio.to_thread(_list_files, files_dir)
     videos, rars = await asyncio.to_thread(_sort_by_content, files)
     if videos:
-        movie = max(videos, key=lambda p: p.stat().st_size)
-        final = await asyncio.to_thread(_move_into, movie, job_dir)
-        reason = f"{final.name} is ready"
+        played = await asyncio.to_thread(_played, videos, playing)
+        movie = played or max(videos, key=lambda p: p.stat().st_size)
+        final_name = name or safe_filename(movie.name) or "movie.bin"
+        final = await asyncio.to_thread(_link_into, movie, job_dir, final_name)
+        view = await asyncio.to_thread(StaticView.of_file, final, etag_seed=job.job_id)
+        prepared = Prepared(view, f"{final.name} is ready", MediaKind.FILE)
     elif rars:
-        final, reason = await _from_archive(rars, files_dir, job_dir, password)
+        prepared = await _from_archive(rars, files_dir, job, password, name)
     else:
         raise MediaError("the download holds no video file")
-    await asyncio.to_thread(shutil.rmtree, files_dir, True)
-    return Prepared(StaticView(final, etag_seed=job.job_id), reason)
+    await asyncio.to_thread(_keep_subtitles, files_dir, job_dir)
+    return prepared
+
+
+def tidy_files(files_dir: Path, view: MediaView) -> None:
+    """Delete the download's files that ``view`` does not read (PAR2 files, names a set's
+    volumes had while downloading, the state file), and the folder once none is read.
+    Call it once no response reads a view of the downloading files (blocking)."""
+    keep = {os.path.abspath(p) for p in view_paths(view)}
+    if not any(os.path.dirname(p) == os.path.abspath(files_dir) for p in keep):
+        shutil.rmtree(files_dir, ignore_errors=True)
+        return
+    for p in _all_files(files_dir):
+        if os.path.abspath(p) not in keep:
+            with contextlib.suppress(OSError):
+                p.unlink()
+    for d in sorted((p for p in files_dir.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _played(videos: Sequence[Path], playing: MediaView | None) -> Path | None:
+    """The video that ``playing`` read, when it read one whole file that is among them."""
+    if playing is None:
+        return None
+    paths = view_paths(playing)
+    if len(paths) != 1:
+        return None
+    try:
+        st = os.stat(paths.pop())
+    except OSError:
+        return None
+    return next((p for p in videos if os.path.samestat(p.stat(), st)), None)
+
+
+def view_paths(view: MediaView) -> set[str]:
+    """Every file a view reads."""
+    return {p.path for p in view.pieces(0, view.size)}
+
+
+def _keep_subtitles(files_dir: Path, job_dir: Path) -> None:
+    """Move the release's .srt files (plain files, safe names) to ``job_dir/subtitles``."""
+    kept = job_dir / SUBTITLES_DIR
+    for p in sorted(files_dir.iterdir()):
+        name = safe_filename(p.name)
+        if name and name.lower().endswith(".srt") and p.is_file() and not p.is_symlink():
+            kept.mkdir(exist_ok=True)
+            os.replace(p, kept / name)
 
 
 def _list_files(files_dir: Path) -> list[Path]:
-    return [
-        p
-        for p in sorted(files_dir.iterdir())
-        if p.is_file() and not p.name.startswith(".") and not p.name.lower().endswith(SKIP_SUFFIXES)
-    ]
+    """The download's files that may hold the movie, each once: obfuscated files whose real
+    names PAR2 restored have two names (hard links); the real one is kept."""
+    by_inode: dict[tuple[int, int], Path] = {}
+    for p in sorted(files_dir.iterdir(), key=lambda p: (not names_a_media_part(p.name), p.name)):
+        if not p.is_file() or p.name.startswith(".") or p.name.lower().endswith(SKIP_SUFFIXES):
+            continue
+        st = p.stat()
+        by_inode.setdefault((st.st_dev, st.st_ino), p)
+    return sorted(by_inode.values())
 
 
 def _sort_by_content(files: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -241,7 +359,35 @@ def _sort_by_content(files: list[Path]) -> tuple[list[Path], list[Path]]:
 
 
 def _all_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+    """The regular files under ``root``; links are neither followed nor listed."""
+    return [p for p, _ in _regular_files(root)]
+
+
+def _regular_files(root: Path) -> list[tuple[Path, os.stat_result]]:
+    found = []
+    for folder, _, names in os.walk(root):  # never into linked folders
+        for name in names:
+            p = Path(folder, name)
+            st = p.lstat()
+            if stat.S_ISREG(st.st_mode):
+                found.append((p, st))
+    return found
+
+
+def _extracted_files(root: Path) -> list[Path]:
+    """What an archive really held: regular files with one name. A hostile archive may hold
+    links to the configuration or the database; unar creates them as it finds them (hard
+    links too, as symbolic ones), so they are deleted here and never served."""
+    kept = []
+    for p, st in _regular_files(root):
+        if st.st_nlink == 1:
+            kept.append(p)
+    for folder, dirs, names in os.walk(root):
+        for name in dirs + names:
+            p = Path(folder, name)
+            if p.is_symlink():
+                p.unlink()
+    return kept
 
 
 def _looks_like_volume(name: str) -> bool:
@@ -250,14 +396,34 @@ def _looks_like_volume(name: str) -> bool:
     return lower.endswith(".rar") or (len(lower) > 4 and lower[-4] == "." and lower[-3] == "r")
 
 
+def _link_into(src: Path, job_dir: Path, name: str) -> Path:
+    """``src`` also under ``job_dir/name``: a hard link, so that the download's name stays
+    valid for whoever reads it (a copy where the file system has no hard links)."""
+    dst = job_dir / _not_the_jobs_own(name)
+    tmp = job_dir / ".matinee-link.part"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
+def _not_the_jobs_own(name: str) -> str:
+    # A hostile movie name must not replace the job's own files or folders.
+    return numbered_filename(name, 2) if name in (FILES_DIR, NZB_FILE, SUBTITLES_DIR) else name
+
+
 def _move_into(src: Path, job_dir: Path) -> Path:
-    name = safe_filename(src.name) or "movie.bin"
-    dst = job_dir / name
+    # For extracted files, which nobody reads yet.
+    dst = job_dir / _not_the_jobs_own(safe_filename(src.name) or "movie.bin")
     os.replace(src, dst)
     return dst
 
 
-def _scan(path: Path) -> object:
+def _scan(path: Path) -> RarVolumeInfo:
     size = path.stat().st_size
     scanner = VolumeScanner(volume_size=size)
     with path.open("rb") as f:
@@ -267,34 +433,53 @@ def _scan(path: Path) -> object:
     return scanner.info()
 
 
-def _plan_archive(rars: list[Path]) -> tuple[list[Path], RarEntry | None, str]:
-    """Volumes in order and the stored movie entry, or None with the reason to extract."""
+def _plan_archive(
+    rars: list[Path], name: str | None = None
+) -> tuple[list[Path], RarEntry | None, str]:
+    """Volumes in order and the stored movie entry (``name``, else as while streaming: the
+    largest video), or None with the reason to extract."""
     infos = {str(p): _scan(p) for p in rars}
-    order = volume_order(infos)  # type: ignore[arg-type]
+    order = volume_order(infos)
     ordered = [Path(n) for n in order]
-    entries = assemble([infos[n] for n in order])  # type: ignore[misc]
-    files = [e for e in entries if not e.is_dir]
-    if not files:
+    entries = assemble([infos[n] for n in order])
+    entry = (choose_entry(entries, name) if name else None) or choose_entry(entries, None)
+    if entry is None:
         return ordered, None, "the archive holds no files"
-    entry = max(files, key=lambda e: e.size)
     if not entry.stored:
         why = "encrypted" if entry.encrypted else "compressed"
         return ordered, None, f"the archive is {why}"
     return ordered, entry, "stored"
 
 
+def _set_view(
+    volumes: Sequence[Path], entry: RarEntry, etag_seed: str, content_type: str | None = None
+) -> StaticView:
+    """The finished view of a stored entry: its pieces, read in place from the volumes,
+    named as the downloading ``RarView`` names it."""
+    layout = [Piece(str(volumes[p.volume]), p.offset, p.length) for p in entry.pieces]
+    for volume in {p.path for p in layout}:
+        size = os.stat(volume).st_size
+        if any(p.offset + p.length > size for p in layout if p.path == volume):
+            raise MediaError(f"volume {Path(volume).name} is shorter than its headers say")
+    return StaticView(
+        layout,
+        name=safe_filename(entry.name) or "movie",
+        etag_seed=etag_seed,
+        content_type=content_type,
+    )
+
+
 async def _from_archive(
-    rars: list[Path], files_dir: Path, job_dir: Path, password: str | None
-) -> tuple[Path, str]:
+    rars: list[Path], files_dir: Path, job: Job, password: str | None, name: str | None
+) -> Prepared:
     try:
-        ordered, entry, why = await asyncio.to_thread(_plan_archive, rars)
+        ordered, entry, why = await asyncio.to_thread(_plan_archive, rars, name)
     except RarError as exc:
         ordered, entry, why = sorted(rars), None, f"the archive headers cannot be read ({exc})"
     if entry is not None:
-        name = safe_filename(entry.name.rsplit("/", 1)[-1]) or "movie.bin"
-        final = job_dir / name
-        await asyncio.to_thread(_join, ordered, entry, final)
-        return final, f"{name} joined from {len(ordered)} RAR volumes"
+        view = await asyncio.to_thread(_set_view, ordered, entry, job.job_id)
+        reason = f"{view.name} is ready, read in place from {len(ordered)} RAR volumes"
+        return Prepared(view, reason, MediaKind.RAR)
     out = files_dir / ".extracted"
     argv = ["unar", "-q", "-f", "-D", "-o", str(out)]
     if password:
@@ -303,34 +488,19 @@ async def _from_archive(
     try:
         await run(argv, timeout=EXTRACT_TIMEOUT)
     except ProcessError as exc:
+        # What it left is of no use, and may hold links the archive asked for.
+        await asyncio.to_thread(shutil.rmtree, out, True)
         hint = " (wrong or missing password?)" if "password" in str(exc).lower() else ""
         raise MediaError(f"extracting the archive failed{hint}: {exc}") from exc
-    extracted = await asyncio.to_thread(_all_files, out)
+    extracted = await asyncio.to_thread(_extracted_files, out)
     if not extracted:
-        raise MediaError("the archive holds no files")
+        raise MediaError("the archive holds no files (links in it are never followed)")
     videos, _ = await asyncio.to_thread(_sort_by_content, extracted)
     # As while streaming: the largest video, else the largest file at all.
     movie = max(videos or extracted, key=lambda p: p.stat().st_size)
-    final = await asyncio.to_thread(_move_into, movie, job_dir)
-    return final, f"{final.name} extracted ({why})"
-
-
-def _join(volumes: Sequence[Path], entry: RarEntry, dst: Path) -> None:
-    """Copy a stored entry's pieces out of the volumes, in the kernel where possible."""
-    tmp = dst.with_name(dst.name + ".part")
-    with tmp.open("wb") as out:
-        for piece in entry.pieces:
-            with volumes[piece.volume].open("rb") as src:
-                left, off = piece.length, piece.offset
-                while left > 0:
-                    n = os.copy_file_range(src.fileno(), out.fileno(), left, off)
-                    if n == 0:
-                        raise MediaError(
-                            f"volume {volumes[piece.volume].name} is shorter than its headers say"
-                        )
-                    left -= n
-                    off += n
-    os.replace(tmp, dst)
+    final = await asyncio.to_thread(_move_into, movie, Path(job.dir))
+    view = await asyncio.to_thread(StaticView.of_file, final, etag_seed=job.job_id)
+    return Prepared(view, f"{final.name} extracted ({why})", MediaKind.FILE)
 
 
 __all__ = [
@@ -342,4 +512,6 @@ __all__ = [
     "find_media",
     "prepare_media",
     "static_view",
+    "tidy_files",
+    "view_paths",
 ]

@@ -3,7 +3,8 @@
 One write connection runs every write inside ``BEGIN IMMEDIATE``, serialised by an
 ``asyncio.Lock``; a second connection only reads, so reads never queue behind writes (WAL).
 The schema is applied at open from ``server.store.migrations``. Queries are literal SQL with
-``?`` parameters in one module per table (jobs, events, positions, cache, sessions), and
+``?`` parameters in one module per table (jobs, events, positions, cache, sessions,
+preferences), and
 return frozen dataclasses; no row objects leave the package. Time comes from arguments or
 from the clock given at open, never from sleeping.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -27,11 +29,14 @@ from server.errors import StoreError
 from server.keys import SETTINGS, STORE
 from server.store import migrations
 from server.store.cache import CacheTable
+from server.store.credentials import CredentialsTable
 from server.store.events import EventsTable
 from server.store.jobs import JobsTable
 from server.store.migrations import APPLICATION_ID, split_statements
 from server.store.positions import PositionsTable
+from server.store.preferences import PreferencesTable
 from server.store.sessions import SessionsTable
+from server.store.uploads import UploadsTable
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +89,7 @@ class Database:
         self.clock = clock
         self._write_lock = asyncio.Lock()
         self._closed = False
+        self._after_commit: list[Callable[[], None]] = []
 
     @classmethod
     async def open(
@@ -146,6 +152,8 @@ class Database:
                 await conn.execute("BEGIN IMMEDIATE")
                 yield conn
                 await conn.execute("COMMIT")
+                for callback in self._after_commit:
+                    callback()
             except BaseException as exc:
                 # Shielded so that a cancelled caller still queues its ROLLBACK; aiosqlite
                 # runs statements in order, so the next writer's BEGIN comes after it.
@@ -153,6 +161,13 @@ class Database:
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"{self.path}: {exc}") from exc
                 raise
+            finally:
+                self._after_commit.clear()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Inside a write: call ``callback`` once the transaction has committed (readers see
+        its changes by then); forgotten when it rolls back."""
+        self._after_commit.append(callback)
 
     async def rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         if self._closed:
@@ -171,7 +186,8 @@ class Database:
 
 class Store:
     """The open database, its queries grouped per table: ``store.jobs.get(...)``,
-    ``store.events.add(...)``, ``store.positions``, ``store.cache``, ``store.sessions``."""
+    ``store.events.add(...)``, ``store.positions``, ``store.cache``, ``store.sessions``,
+    ``store.credentials``, ``store.preferences``, ``store.uploads``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -181,6 +197,9 @@ class Store:
         self.positions = PositionsTable(db)
         self.cache = CacheTable(db)
         self.sessions = SessionsTable(db)
+        self.credentials = CredentialsTable(db)
+        self.uploads = UploadsTable(db)
+        self.preferences = PreferencesTable(db)
 
     @classmethod
     async def open(cls, path: Path, *, clock: Clock = time.time) -> Store:
@@ -203,6 +222,8 @@ async def _prepare(conn: aiosqlite.Connection, path: Path, busy_ms: int) -> None
         raise StoreError(f"{path} is not a SQLite database, or it is corrupt: {exc}") from exc
     if (version > 0 and app_id != APPLICATION_ID) or (version == 0 and objects > 0):
         raise StoreError(f"{path} is a SQLite database of another program, not Matinee's")
+    if version > 0:
+        await _check_integrity(conn, path)
     latest = len(migrations.MIGRATIONS)
     if version > latest:
         raise StoreError(
@@ -219,6 +240,44 @@ async def _prepare(conn: aiosqlite.Connection, path: Path, busy_ms: int) -> None
     await conn.execute("PRAGMA foreign_keys = ON")
     for number in range(version + 1, latest + 1):
         await _migrate(conn, path, number)
+
+
+async def _check_integrity(conn: aiosqlite.Connection, path: Path) -> None:
+    """A damaged file is refused at start-up, saying what to do, rather than failing on some
+    later query (quick_check: every page and index, without cross-checking contents)."""
+    try:
+        rows = list(await conn.execute_fetchall("PRAGMA quick_check(5)"))
+    except sqlite3.DatabaseError as exc:
+        problems = [str(exc)]
+    else:
+        problems = [str(row[0]) for row in rows if row[0] != "ok"]
+    if problems:
+        raise StoreError(
+            f"{path} is damaged ({'; '.join(problems)[:300]}). Stop Matinee, move the file"
+            " aside and put a backup in its place (`matinee backup` makes one), or move it"
+            " aside and start afresh: downloads and settings in the file are then lost"
+        )
+
+
+async def backup(source: Path, target: Path) -> None:
+    """A consistent copy of the database at ``target`` while it may be in use (SQLite's
+    online backup; the WAL's committed pages included)."""
+
+    def copy() -> None:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            partial = target.with_name(target.name + ".part")
+            dst = sqlite3.connect(partial)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+            os.chmod(partial, 0o600)
+            os.replace(partial, target)
+        finally:
+            src.close()
+
+    await asyncio.to_thread(copy)
 
 
 async def _migrate(conn: aiosqlite.Connection, path: Path, number: int) -> None:
@@ -253,7 +312,7 @@ async def store_context(path: Path, *, clock: Clock = time.time) -> AsyncIterato
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     data_dir = app[SETTINGS].server.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # secrets and the database
     async with store_context(data_dir / FILE_NAME) as store:
         app[STORE] = store
         yield

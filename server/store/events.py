@@ -24,6 +24,36 @@ class JobEvent:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """An event to write with a job's change, in the same transaction: whoever sees the
+    change finds its event in the history too."""
+
+    kind: str
+    message: str
+    data: Mapping[str, Any] | None = None
+
+
+def _payload(data: Mapping[str, Any] | None) -> str | None:
+    if data is None:
+        return None
+    try:
+        return json.dumps(dict(data), separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"event data is not JSON-serialisable: {exc}") from exc
+
+
+async def insert_event(conn: Any, job_id: str, at: float, note: Note) -> int:
+    """Inside a write transaction: append ``note`` to the job's history; its id."""
+    cursor = await conn.execute(
+        "INSERT INTO job_events (job_id, at, kind, message, data) VALUES (?, ?, ?, ?, ?)",
+        (job_id, at, note.kind, note.message, _payload(note.data)),
+    )
+    event_id = cursor.lastrowid
+    assert event_id is not None  # an INSERT into a rowid table always has one
+    return int(event_id)
+
+
 class EventsTable:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -32,22 +62,13 @@ class EventsTable:
         self, job_id: str, kind: str, message: str, data: Mapping[str, Any] | None = None
     ) -> JobEvent:
         """Append an event to a job's history; ``data`` must be JSON-serialisable."""
-        payload: str | None = None
-        if data is not None:
-            try:
-                payload = json.dumps(dict(data), separators=(",", ":"), allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"event data is not JSON-serialisable: {exc}") from exc
+        note = Note(kind, message, data)
+        payload = _payload(data)
         at = self._db.clock()
         async with self._db.write() as conn:
             if not await self._db.fetch(conn, "SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)):
                 raise NotFound(f"no job {job_id}")
-            cursor = await conn.execute(
-                "INSERT INTO job_events (job_id, at, kind, message, data) VALUES (?, ?, ?, ?, ?)",
-                (job_id, at, kind, message, payload),
-            )
-            event_id = cursor.lastrowid
-        assert event_id is not None  # an INSERT into a rowid table always has one
+            event_id = await insert_event(conn, job_id, at, note)
         # the JSON round trip, so that this equals what `list` will return
         stored = json.loads(payload) if payload is not None else {}
         return JobEvent(event_id, job_id, at, kind, message, stored)

@@ -9,6 +9,7 @@ that no update is lost.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import dataclasses
 import math
@@ -23,14 +24,17 @@ from server.errors import AlreadyExists, InvalidTransition, NotFound
 from server.jobs.lifecycle import (
     ACTIVE,
     CURRENT,
+    Expiry,
     Failure,
     MediaKind,
+    MirrorState,
     Mode,
     Source,
     Status,
     is_retry,
     may_change,
 )
+from server.store.events import Note, insert_event
 
 if TYPE_CHECKING:
     from server.store.db import Database
@@ -82,6 +86,17 @@ class Job:
     ready_at: float | None = None
     expires_at: float | None = None
     failure: Failure | None = None
+    # The mirror to R2 (None: R2 has no part in this job) and the other retention deadlines.
+    mirror: MirrorState | None = None
+    mirror_bytes: int = 0
+    mirror_error: str | None = None
+    mirrored_at: float | None = None
+    #: When the local copy goes (it plays from R2 after); None: not before the job goes.
+    local_expires_at: float | None = None
+    #: When the local copy went; None while it is there.
+    local_deleted_at: float | None = None
+    #: [retention] idle_hours after the last saved playback position.
+    idle_expires_at: float | None = None
 
     def __post_init__(self) -> None:
         # Values from SQLite (and callers' plain strings) become the lifecycle's members; a
@@ -98,17 +113,45 @@ class Job:
             return None
         return Media(self.media_name, self.media_kind, self.content_type or "", self.media_size)
 
+    @property
+    def has_local(self) -> bool:
+        """The local copy is (still) there."""
+        return self.local_deleted_at is None
+
+    @property
+    def deletes_at(self) -> float | None:
+        """When the whole job goes (its ready, failed or idle deadline, the soonest)."""
+        found = [t for t in (self.expires_at, self.idle_expires_at) if t is not None]
+        return min(found) if found else None
+
+    def due(self, now: float) -> Expiry | None:
+        """Which retention timer has run out at ``now``, the one that deletes most first."""
+        if self.status == Status.DELETED:
+            return None
+        if self.expires_at is not None and self.expires_at <= now:
+            return Expiry.FAILED if self.status == Status.ERROR else Expiry.READY
+        if self.idle_expires_at is not None and self.idle_expires_at <= now:
+            return Expiry.IDLE
+        if self.local_expires_at is not None and self.local_expires_at <= now and self.has_local:
+            return Expiry.LOCAL
+        return None
+
 
 _HINTS: dict[str, Any] = get_type_hints(Job)
 _FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Job))
-_ENUMS: dict[str, type[Status | Mode | Source | MediaKind | Failure]] = {
+_ENUMS: dict[str, type[Status | Mode | Source | MediaKind | Failure | MirrorState]] = {
     "status": Status,
     "mode": Mode,
     "source": Source,
     "media_kind": MediaKind,
     "failure": Failure,
+    "mirror": MirrorState,
 }
-_NON_NEGATIVE = ("bytes_done", "bytes_total", "speed_bps", "eta_seconds", "media_size")
+_NON_NEGATIVE = (
+    "bytes_done", "bytes_total", "speed_bps", "eta_seconds", "media_size", "mirror_bytes"
+)  # fmt: skip
+#: A change of one of these wakes the retention scheduler.
+_DEADLINES = ("expires_at", "idle_expires_at", "local_expires_at", "local_deleted_at", "status")
 
 
 def _accepts(hint: Any, value: object) -> bool:
@@ -170,8 +213,10 @@ _INSERT = """
         job_id, movie_id, status, progress, playable, bytes_done, bytes_total, speed_bps,
         eta_seconds, error_message, release_title, release_id, mode, attempt, source,
         nzb_name, dir, media_name, media_kind, content_type, media_size, created_at,
-        updated_at, ready_at, expires_at, failure
-    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        updated_at, ready_at, expires_at, failure, mirror, mirror_bytes, mirror_error,
+        mirrored_at, local_expires_at, local_deleted_at, idle_expires_at
+    ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+              ?, ?, ?, ?, ?, ?, ?)
 """
 # Every column but job_id, again in field order, then job_id for the WHERE; the whole row is
 # written back from a read inside the same transaction, so no update is lost.
@@ -181,7 +226,9 @@ _UPDATE = """
         bytes_total = ?, speed_bps = ?, eta_seconds = ?, error_message = ?,
         release_title = ?, release_id = ?, mode = ?, attempt = ?, source = ?, nzb_name = ?,
         dir = ?, media_name = ?, media_kind = ?, content_type = ?, media_size = ?,
-        created_at = ?, updated_at = ?, ready_at = ?, expires_at = ?, failure = ?
+        created_at = ?, updated_at = ?, ready_at = ?, expires_at = ?, failure = ?,
+        mirror = ?, mirror_bytes = ?, mirror_error = ?, mirrored_at = ?, local_expires_at = ?,
+        local_deleted_at = ?, idle_expires_at = ?
     WHERE job_id = ?
 """
 
@@ -194,6 +241,9 @@ def _values(statuses: frozenset[Status]) -> tuple[str, ...]:
 class JobsTable:
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: Set whenever a deadline (or a status) changes: the retention scheduler waits on it
+        #: beside its timer, so nobody has to remember to wake it.
+        self.deadlines_changed = asyncio.Event()
 
     # -- reading -------------------------------------------------------------------
     async def get(self, job_id: str) -> Job | None:
@@ -239,6 +289,24 @@ class JobsTable:
             " AND expires_at IS NOT NULL AND expires_at <= ?"
             " ORDER BY expires_at, job_id",
             (at,),
+        )
+        return [_from_row(row) for row in rows]
+
+    async def with_deadlines(self) -> builtins.list[Job]:
+        """Jobs not deleted that have a retention deadline, for the scheduler."""
+        rows = await self._db.rows(
+            "SELECT * FROM jobs WHERE status != 'deleted' AND (expires_at IS NOT NULL"
+            " OR idle_expires_at IS NOT NULL"
+            " OR (local_expires_at IS NOT NULL AND local_deleted_at IS NULL))"
+        )
+        return [_from_row(row) for row in rows]
+
+    async def unmirrored(self) -> builtins.list[Job]:
+        """Ready jobs with their local copy whose upload to R2 is not done, oldest first."""
+        rows = await self._db.rows(
+            "SELECT * FROM jobs WHERE status = 'ready' AND local_deleted_at IS NULL"
+            " AND (mirror IS NULL OR mirror IN ('pending', 'mirroring'))"
+            " ORDER BY ready_at, job_id"
         )
         return [_from_row(row) for row in rows]
 
@@ -302,20 +370,30 @@ class JobsTable:
             eta_seconds=eta_seconds,
         )
 
-    async def mark_playable(self, job_id: str, media: Media) -> Job:
-        return await self._change(job_id, playable=True, **_media_fields(media))
+    async def mark_playable(self, job_id: str, media: Media, note: Note | None = None) -> Job:
+        return await self._change(job_id, note, playable=True, **_media_fields(media))
 
     async def start_preparing(self, job_id: str) -> Job:
         return await self._change(job_id, status=Status.PREPARING, speed_bps=0.0, eta_seconds=0.0)
 
     async def mark_ready(
-        self, job_id: str, media: Media, *, ready_at: float, expires_at: float | None
+        self,
+        job_id: str,
+        media: Media,
+        *,
+        ready_at: float,
+        expires_at: float | None,
+        mirror: MirrorState | None = None,
+        note: Note | None = None,
     ) -> Job:
+        """Ready; ``mirror`` PENDING when it is to be uploaded to R2 (in the same write, so
+        nobody following the job sees it at rest before its upload)."""
         async with self._db.write() as conn:
             old = await self._read(conn, job_id)
             return await self._write(
                 conn,
                 old,
+                note,
                 status=Status.READY,
                 playable=True,
                 progress=100.0,
@@ -324,6 +402,7 @@ class JobsTable:
                 eta_seconds=0.0,
                 ready_at=ready_at,
                 expires_at=expires_at,
+                mirror=mirror,
                 **_media_fields(media),
             )
 
@@ -354,28 +433,110 @@ class JobsTable:
                 media_size=None,
             )
 
-    async def fail(self, job_id: str, message: str, failure: Failure) -> Job:
+    async def fail(
+        self,
+        job_id: str,
+        message: str,
+        failure: Failure,
+        *,
+        expires_at: float | None = None,
+        note: Note | None = None,
+    ) -> Job:
+        """Failed; its files are deleted at ``expires_at`` (the retention sweep's doing)."""
         return await self._change(
             job_id,
+            note,
             status=Status.ERROR,
             error_message=message,
             failure=failure,
             speed_bps=0.0,
             eta_seconds=None,
+            expires_at=expires_at,
         )
 
-    async def mark_deleted(self, job_id: str) -> Job:
+    async def purge_deleted(self, before: float) -> int:
+        """Rows of jobs deleted before ``before`` go, with their events: housekeeping."""
+        async with self._db.write() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM jobs WHERE status = 'deleted' AND updated_at < ?", (before,)
+            )
+            return cursor.rowcount
+
+    async def stall(self, job_id: str, message: str | None) -> Job:
+        """A download that cannot go on for now (the disk is full) says why; None when it
+        goes on again. The status stays: it is not a failure."""
+        return await self._change(job_id, error_message=message, speed_bps=0.0, eta_seconds=None)
+
+    async def mark_deleted(self, job_id: str, note: Note | None = None) -> Job:
         return await self._change(
-            job_id, status=Status.DELETED, playable=False, speed_bps=0.0, eta_seconds=None
+            job_id, note, status=Status.DELETED, playable=False, speed_bps=0.0, eta_seconds=None
         )
 
     async def set_expiry(self, job_id: str, expires_at: float | None) -> Job:
         return await self._change(job_id, expires_at=expires_at)
 
-    # -- the one checked write -------------------------------------------------------
-    async def _change(self, job_id: str, **changes: Any) -> Job:
+    # -- the mirror and the retention timers -------------------------------------------
+    async def mirror_pending(self, job_id: str) -> Job:
+        return await self._change(
+            job_id, mirror=MirrorState.PENDING, mirror_bytes=0, mirror_error=None
+        )
+
+    async def mirror_progress(self, job_id: str, bytes_done: int) -> Job:
+        return await self._change(
+            job_id, mirror=MirrorState.MIRRORING, mirror_bytes=bytes_done, mirror_error=None
+        )
+
+    async def mark_mirrored(
+        self, job_id: str, *, at: float, size: int, local_expires_at: float | None
+    ) -> Job:
+        return await self._change(
+            job_id,
+            mirror=MirrorState.MIRRORED,
+            mirror_bytes=size,
+            mirror_error=None,
+            mirrored_at=at,
+            local_expires_at=local_expires_at,
+        )
+
+    async def mirror_failed(self, job_id: str, message: str) -> Job:
+        """It will not be uploaded (for now); the local copy stays and the job plays from it."""
+        return await self._change(job_id, mirror=MirrorState.FAILED, mirror_error=message)
+
+    async def mirror_removed(self, job_id: str) -> Job:
+        """Its R2 copy is gone (room for another); it plays from the local copy."""
+        return await self._change(
+            job_id, mirror=None, mirror_bytes=0, mirrored_at=None, local_expires_at=None
+        )
+
+    async def local_dropped(self, job_id: str, at: float, note: Note | None = None) -> Job:
+        """The local copy is gone; it plays from R2 until the job goes."""
+        return await self._change(job_id, note, local_deleted_at=at, local_expires_at=None)
+
+    async def watched(self, job_id: str, idle_expires_at: float | None) -> Job:
+        """A playback position was saved: the idle timer starts again."""
+        return await self._change(job_id, idle_expires_at=idle_expires_at)
+
+    async def extend(self, job_id: str, seconds: float, now: float) -> Job:
+        """Every deadline of the job ``seconds`` later (counted from ``now`` at the earliest):
+        "keep 24 h longer"."""
+
+        def later(at: float | None) -> float | None:
+            return None if at is None else max(at, now) + seconds
+
         async with self._db.write() as conn:
-            return await self._write(conn, await self._read(conn, job_id), **changes)
+            old = await self._read(conn, job_id)
+            return await self._write(
+                conn,
+                old,
+                expires_at=later(old.expires_at),
+                idle_expires_at=later(old.idle_expires_at),
+                local_expires_at=later(old.local_expires_at) if old.has_local else None,
+            )
+
+    # -- the one checked write -------------------------------------------------------
+    async def _change(self, job_id: str, note: Note | None = None, **changes: Any) -> Job:
+        async with self._db.write() as conn:
+            return await self._write(conn, await self._read(conn, job_id), note, **changes)
 
     async def _read(self, conn: Any, job_id: str) -> Job:
         rows = await self._db.fetch(conn, "SELECT * FROM jobs WHERE job_id = ?", (job_id,))
@@ -383,16 +544,22 @@ class JobsTable:
             raise NotFound(f"no job {job_id}")
         return _from_row(rows[0])
 
-    async def _write(self, conn: Any, old: Job, **changes: Any) -> Job:
-        """Inside a write transaction: check and store ``old`` with ``changes``."""
-        new = dataclasses.replace(old, **changes, updated_at=self._db.clock())
+    async def _write(self, conn: Any, old: Job, note: Note | None = None, **changes: Any) -> Job:
+        """Inside a write transaction: check and store ``old`` with ``changes``, and the
+        ``note`` that tells of them in the job's history."""
+        now = self._db.clock()
+        new = dataclasses.replace(old, **changes, updated_at=now)
         _check(new)
         if not may_change(old.status, new.status):
             raise InvalidTransition(
                 f"job {old.job_id} cannot go from {old.status.value!r} to {new.status.value!r}"
             )
         await conn.execute(_UPDATE, (*_params(new)[1:], old.job_id))
+        if note is not None:
+            await insert_event(conn, old.job_id, now, note)
         rows = await self._db.fetch(conn, "SELECT * FROM jobs WHERE job_id = ?", (old.job_id,))
+        if any(getattr(old, name) != getattr(new, name) for name in _DEADLINES):
+            self._db.after_commit(self.deadlines_changed.set)
         return _from_row(rows[0])
 
 

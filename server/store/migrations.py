@@ -86,6 +86,63 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN failure TEXT CHECK (failure IN
         ('usenet', 'storage', 'indexer', 'tmdb', 'release', 'media', 'internal'));
     """,
+    # 3: the household's password lives here, so that a change takes effect at once (also
+    # under systemd, where the config file is read-only); ``epoch`` counts changes and "log
+    # out everywhere", and keys the media tokens.
+    """
+    CREATE TABLE credentials (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        password_hash TEXT,
+        source        TEXT NOT NULL CHECK (source IN ('none', 'config', 'set')),
+        epoch         INTEGER NOT NULL DEFAULT 0,
+        changed_at    REAL
+    ) STRICT;
+    INSERT INTO credentials (id, password_hash, source, epoch) VALUES (1, NULL, 'none', 0);
+    """,
+    # 4: the household's playback choices (audio and subtitle language), kept across films.
+    """
+    CREATE TABLE preferences (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    ) STRICT;
+    """,
+    # 5: the mirror to R2 and the other retention timers. On the job: where its copy in R2
+    # stands (server.jobs.lifecycle.MirrorState) and its deadlines (``expires_at`` stays the
+    # ready/failed one; idle and local beside it). An unfinished multipart upload's UploadId
+    # and the parts R2 confirmed, so that a restart goes on with ListParts.
+    """
+    ALTER TABLE jobs ADD COLUMN mirror TEXT CHECK (mirror IN
+        ('pending', 'mirroring', 'mirrored', 'failed'));
+    ALTER TABLE jobs ADD COLUMN mirror_bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN mirror_error TEXT;
+    ALTER TABLE jobs ADD COLUMN mirrored_at REAL;
+    ALTER TABLE jobs ADD COLUMN local_expires_at REAL;
+    ALTER TABLE jobs ADD COLUMN local_deleted_at REAL;
+    ALTER TABLE jobs ADD COLUMN idle_expires_at REAL;
+    CREATE INDEX jobs_by_local_expiry ON jobs (local_expires_at)
+        WHERE local_expires_at IS NOT NULL;
+    CREATE INDEX jobs_by_idle_expiry ON jobs (idle_expires_at)
+        WHERE idle_expires_at IS NOT NULL;
+
+    CREATE TABLE uploads (
+        job_id     TEXT PRIMARY KEY REFERENCES jobs (job_id) ON DELETE CASCADE,
+        object_key TEXT NOT NULL,
+        upload_id  TEXT NOT NULL,
+        size       INTEGER NOT NULL CHECK (size >= 0),
+        part_size  INTEGER NOT NULL CHECK (part_size > 0),
+        sha256     TEXT NOT NULL,
+        started_at REAL NOT NULL
+    ) STRICT;
+
+    CREATE TABLE upload_parts (
+        job_id TEXT NOT NULL REFERENCES uploads (job_id) ON DELETE CASCADE,
+        number INTEGER NOT NULL CHECK (number BETWEEN 1 AND 10000),
+        etag   TEXT NOT NULL,
+        size   INTEGER NOT NULL CHECK (size >= 0),
+        PRIMARY KEY (job_id, number)
+    ) STRICT;
+    """,
 )
 
 

@@ -46,6 +46,11 @@ class PositionsTable:
         )
         return float(rows[0]["seconds"]) if rows else None
 
+    async def last_watched(self) -> dict[str, float]:
+        """Job id -> when its position was last saved, for every job that has one."""
+        rows = await self._db.rows("SELECT job_id, updated_at FROM watch_positions")
+        return {row["job_id"]: float(row["updated_at"]) for row in rows}
+
     async def recent(self, limit: int = 20) -> list[Position]:
         """The most recently updated positions, newest first."""
         if limit < 1:

@@ -24,13 +24,14 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.api.discovery import latest_job_for_movie
-from server.api.shapes import job_json
+from server.api.shapes import event_json, job_json
 from server.discovery.tmdb_shapes import parse_movie_id, parse_page
 from server.errors import InvalidInput, MatineeError
 from server.jobs import lifecycle
-from server.jobs.lifecycle import ACTIVE, Mode, Source, Status, can_play, label
+from server.jobs.lifecycle import ACTIVE, MirrorState, Mode, Source, Status, can_play, label
 from server.keys import DEMO, DISCOVERY, JOBS, SETTINGS, STORE
 from server.store.jobs import Job
+from server.ui import headers
 from server.ui.filters import clock, eta, relative, size, speed
 from server.ui.images import image_url
 from server.ui.templates import STATIC_DIR, render
@@ -80,8 +81,40 @@ def job_view(job: Job, title: str | None = None) -> dict[str, Any]:
     data["can_play"] = can_play(job.status, job.playable)
     data["failed"] = job.status == Status.ERROR
     data["over"] = job.status in (Status.ERROR, Status.DELETED)  # it will never play
-    data["expires_at_ts"] = job.expires_at
+    data["expires_at_ts"] = job.deletes_at
+    data["local_expires_at_ts"] = job.local_expires_at
+    data["mirror_text"] = mirror_text(job)
+    data["expiry_text"] = expiry_text(job)
+    data["can_keep"] = job.status != Status.DELETED and job.deletes_at is not None
     return data
+
+
+def mirror_text(job: Job) -> str:
+    """Where the job's copy in R2 stands, in words (format.js ``mirrorText`` the same)."""
+    if job.mirror is None:
+        return ""
+    text = lifecycle.MIRROR_LABELS[job.mirror.value]
+    if job.mirror == MirrorState.MIRRORING and job.media_size:
+        done = round(100 * job.mirror_bytes / job.media_size)
+        return f"{text}: {done}% ({size(job.mirror_bytes)} of {size(job.media_size)})"
+    if job.mirror == MirrorState.FAILED and job.mirror_error:
+        return f"{text}: {job.mirror_error}"
+    return text
+
+
+def expiry_text(job: Job) -> str:
+    """When the movie goes, locally and in R2 (format.js ``expiryText`` the same)."""
+    if job.status == Status.DELETED:
+        return ""
+    parts = []
+    if job.deletes_at is not None:
+        parts.append(f"Deleted {relative(job.deletes_at)}")
+    if not job.has_local:
+        parts.append("local copy deleted: it plays from R2")
+    elif job.local_expires_at is not None:
+        when = relative(job.local_expires_at)
+        parts.append(f"local copy deleted {when} (then it plays from R2)")
+    return "; ".join(parts)
 
 
 async def movie_titles(request: web.Request, ids: Iterable[int | None]) -> dict[int, Any]:
@@ -209,7 +242,13 @@ async def _job_and_title(request: web.Request) -> tuple[Job, str | None, int | N
 async def job_page(request: web.Request) -> web.StreamResponse:
     job, title, movie_id = await _job_and_title(request)
     note = request.config_dict[JOBS].note(job.job_id) if job.status in ACTIVE else None
-    context = {"job": job_view(job, title), "note": note, "movie_id": movie_id}
+    events = await request.config_dict[STORE].events.list(job.job_id)
+    context = {
+        "job": job_view(job, title),
+        "note": note,
+        "movie_id": movie_id,
+        "log": [event_json(e) | {"at_ts": e.at} for e in events],
+    }
     return render(request, "job.html", context)
 
 
@@ -249,8 +288,8 @@ def _import_map(app: web.Application) -> dict[str, dict[str, str]]:
 
 def setup(app: web.Application, environ: Mapping[str, str] = os.environ) -> None:
     """The page routes, and what every template may use: ``demo`` (MATINEE_DEMO=1, read here,
-    once), ``importmap``, ``lifecycle_json`` and the formatting filters. After the
-    templates' setup."""
+    once), ``importmap_json`` (and the CSP that allows it), ``lifecycle_json`` and the
+    formatting filters. After the templates' setup."""
     base = app[SETTINGS].server.base_path
     app[DEMO] = environ.get("MATINEE_DEMO", "").strip() == "1"
     env = aiohttp_jinja2.get_env(app)
@@ -269,4 +308,7 @@ def setup(app: web.Application, environ: Mapping[str, str] = os.environ) -> None
     router.add_get(f"{base}play/{{job_id}}", play, name="play")
     router.add_get(f"{base}downloads", downloads, name="downloads")
     router.add_get(f"{base}favicon.ico", favicon, name="favicon")
-    env.globals["importmap"] = _import_map(app)
+    # Rendered as it is (not through a filter), so that its hash in the CSP is exact.
+    import_map = json.dumps(_import_map(app), separators=(",", ":"))
+    env.globals["importmap_json"] = import_map
+    headers.setup(app, import_map)

@@ -23,28 +23,24 @@ from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 API = "/" + API_PREFIX
 KEY = "test-api-key-0123456789"
 HEADERS = {"X-Api-Key": KEY}
+#: A second program's key: limits that are per caller give it its own.
+OTHER_KEY = "other-test-api-key-9876543210"
 PART = 64 * 1024
 
 Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
 
 
+def usenet_of(srv: FakeNntpServer, *, name: str = "fake", timeout: float = 5) -> dict[str, Any]:
+    """The ``[usenet]`` section for one fake server: plain TCP, two connections."""
+    server = {"name": name, "host": srv.host, "port": srv.port, "tls": False}
+    return {"servers": [{**server, "connections": 2, "pipelining": 2, "timeout": timeout}]}
+
+
 def settings_for(tmp: Path, srv: FakeNntpServer, **extra: Any) -> Settings:
     raw: dict[str, Any] = {
         "server": {"data_dir": str(tmp / "data")},
-        "auth": {"api_keys": [KEY]},
-        "usenet": {
-            "servers": [
-                {
-                    "name": "fake",
-                    "host": srv.host,
-                    "port": srv.port,
-                    "tls": False,
-                    "connections": 2,
-                    "pipelining": 2,
-                    "timeout": 5,
-                }
-            ]
-        },
+        "auth": {"api_keys": [KEY, OTHER_KEY]},
+        "usenet": usenet_of(srv),
     }
     raw.update(extra)
     return parse_config(raw, base_dir=tmp, env={})
@@ -100,15 +96,21 @@ async def follow(client: Client, job_id: str, within: float = 30) -> list[dict[s
 
 
 async def until(
-    client: Client, job_id: str, cond: Callable[[dict[str, Any]], bool], t: float = 30
+    client: Client,
+    job_id: str,
+    cond: Callable[[dict[str, Any]], bool],
+    t: float = 30,
+    *,
+    may_fail: bool = False,
 ) -> dict[str, Any]:
-    """The job once ``cond`` holds for it; a failure of the job fails the wait at once."""
+    """The job once ``cond`` holds for it; a failure of the job fails the wait at once,
+    unless the test expects one (``may_fail``)."""
     found: dict[str, Any] = {}
 
     async def holds() -> bool:
         nonlocal found
         found = await job(client, job_id)
-        assert found["status"] != "error", found["error_message"]
+        assert may_fail or found["status"] != "error", found["error_message"]
         return cond(found)
 
     await wait_for(holds, within=t, every=0.05)

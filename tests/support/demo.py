@@ -44,6 +44,7 @@ from server.app import create_app
 from server.config.load import parse_config
 from server.config.settings import Settings
 from server.http.passwords import hash_password
+from tests.support.app import usenet_of
 from tests.support.fake_newznab import FakeNewznab, FakeRelease
 from tests.support.fake_nntp import FakeNntpServer
 from tests.support.fake_tmdb import TOKEN, FakeMovie, FakeTmdb
@@ -158,19 +159,7 @@ def demo_settings(
         "auth": {"password_hash": hash_password(PASSWORD), "api_keys": [api_key]},
         "tmdb": {"token": TOKEN, "base_url": tmdb.url, "image_base_url": tmdb.image_url},
         "indexers": [{"name": indexer.name, "url": indexer.url, "api_key": INDEXER_KEY}],
-        "usenet": {
-            "servers": [
-                {
-                    "name": "Demo Usenet server",
-                    "host": nntp.host,
-                    "port": nntp.port,
-                    "tls": False,
-                    "connections": 2,
-                    "pipelining": 2,
-                    "timeout": 10,
-                }
-            ]
-        },
+        "usenet": usenet_of(nntp, name="Demo Usenet server", timeout=10),
         "downloads": {"max_active": 2},
     }
     return parse_config(raw, base_dir=data_dir, env={})

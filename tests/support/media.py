@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -204,10 +205,20 @@ class MadeClip:
 class ReleaseClips:
     """Release-shaped clips under ``directory``, made on first use (thread-safe)."""
 
-    def __init__(self, directory: Path, *, seconds: float = 20.0, size: str = "320x180") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        seconds: float = 20.0,
+        size: str = "320x180",
+        video_bitrate: str | None = None,
+    ) -> None:
         self.directory = directory
         self.seconds = seconds
         self.size = size
+        # A floor for the video's bit rate (XviD keeps its fixed quality): bigger files, so
+        # that a throttled download has a middle part left when the ends are in.
+        self.video_bitrate = video_bitrate
         self.made: dict[str, float] = {}  # name -> seconds ffmpeg took, this run
         self._lock = threading.Lock()
 
@@ -216,6 +227,8 @@ class ReleaseClips:
 
     def make(self, name: str, *, seconds: float | None = None, size: str | None = None) -> MadeClip:
         recipe = RECIPES[name]
+        if self.video_bitrate and "-q:v" not in recipe.video:
+            recipe = replace(recipe, extra=(*recipe.extra, "-b:v", self.video_bitrate))
         seconds = seconds or self.seconds
         size = size or self.size
         subs = self.directory / "subs"
@@ -250,6 +263,17 @@ def release_clips(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReleaseC
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(clips.make, sorted(RECIPES)))
     yield clips
+
+
+def codecs_of(data: bytes, path: Path) -> list[str]:
+    """The codecs ffprobe finds in ``data`` (e.g. an init segment and a first segment),
+    written to ``path`` first (blocking)."""
+    path.write_bytes(data)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [s["codec_name"] for s in json.loads(out)["streams"]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,8 @@ import struct
 import zlib
 from pathlib import Path
 
+from tests.support.rar import write_volumes
+
 SIGNATURE = b"Rar!\x1a\x07\x00"
 MAIN, FILE, END = 0x73, 0x74, 0x7B
 MAIN_VOLUME, MAIN_NEWNUMBERING, MAIN_FIRSTVOLUME = 0x0001, 0x0010, 0x0100
@@ -20,7 +22,6 @@ FILE_SPLIT_BEFORE, FILE_SPLIT_AFTER, FILE_LARGE, LONG_BLOCK = 0x0001, 0x0002, 0x
 END_NEXT_VOLUME, END_VOLNUMBER = 0x0001, 0x0008
 HOST_UNIX, VERSION_29, METHOD_STORE = 3, 29, 0x30
 DOS_TIME = (2020 - 1980) << 25 | 1 << 21 | 1 << 16  # 2020-01-01 00:00
-CHUNK = 1 << 20
 
 
 def _block(kind: int, flags: int, body: bytes) -> bytes:
@@ -49,39 +50,15 @@ def _file_header(name: bytes, piece: int, size: int, crc: int, flags: int, *, la
     return _block(FILE, flags | LONG_BLOCK, body + name)
 
 
+def _frame(name: bytes, i: int, last: bool, piece: int, size: int, crc: int) -> tuple[bytes, bytes]:
+    flags = (FILE_SPLIT_BEFORE if i else 0) | (0 if last else FILE_SPLIT_AFTER)
+    main_flags = MAIN_VOLUME | MAIN_NEWNUMBERING | (0 if i else MAIN_FIRSTVOLUME)
+    end_flags = END_VOLNUMBER | (0 if last else END_NEXT_VOLUME)
+    head = SIGNATURE + _block(MAIN, main_flags, bytes(6))
+    head += _file_header(name, piece, size, crc, flags, large=size >= 1 << 32)
+    return head, _block(END, end_flags, struct.pack("<H", i))
+
+
 def write_store_set(src: Path, out_dir: Path, stem: str, volume_size: int) -> list[Path]:
     """Store `src` in volumes of `volume_size` data bytes each; returns the volume paths."""
-    size = src.stat().st_size
-    count = max(1, -(-size // volume_size))
-    name = src.name.encode()
-    large = size >= 1 << 32
-    digits = max(2, len(str(count)))
-    whole_crc = 0
-    paths = []
-    with src.open("rb") as f:
-        for i in range(count):
-            piece = min(volume_size, size - i * volume_size)
-            last = i == count - 1
-            flags = (FILE_SPLIT_BEFORE if i else 0) | (0 if last else FILE_SPLIT_AFTER)
-            main_flags = MAIN_VOLUME | MAIN_NEWNUMBERING | (0 if i else MAIN_FIRSTVOLUME)
-            end_flags = END_VOLNUMBER | (0 if last else END_NEXT_VOLUME)
-            path = out_dir / f"{stem}.part{i + 1:0{digits}d}.rar"
-            with path.open("wb") as out:
-                out.write(SIGNATURE)
-                out.write(_block(MAIN, main_flags, bytes(6)))
-                at = out.tell()
-                # The header holds the CRC of the data after it: written again once known.
-                out.write(_file_header(name, piece, size, 0, flags, large=large))
-                piece_crc, left = 0, piece
-                while left:
-                    chunk = f.read(min(CHUNK, left))
-                    piece_crc = zlib.crc32(chunk, piece_crc)
-                    whole_crc = zlib.crc32(chunk, whole_crc)
-                    out.write(chunk)
-                    left -= len(chunk)
-                out.write(_block(END, end_flags, struct.pack("<H", i)))
-                out.seek(at)
-                crc = whole_crc if last else piece_crc
-                out.write(_file_header(name, piece, size, crc, flags, large=large))
-            paths.append(path)
-    return paths
+    return write_volumes(src, out_dir, stem, volume_size, _frame)

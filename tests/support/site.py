@@ -17,9 +17,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from server.app import create_app
 from server.config.load import parse_config
 from server.config.settings import Settings
+from server.http.passwords import hash_password
 from server.http.sessions import SESSION_COOKIE
 from server.keys import SESSIONS, STORE
 from server.store.jobs import Job, new_job_id
+from tests.support.app import usenet_of
 from tests.support.fake_newznab import FakeNewznab, FakeNewznabFactory
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.fake_tmdb import TOKEN, FakeTmdb, FakeTmdbFactory
@@ -27,6 +29,9 @@ from tests.support.jobs import job_in
 from tests.support.world import MATRIX_RELEASES
 
 Client = TestClient[web.Request, web.Application]
+#: The household's password on the test site (hashed cheaply: tests log in by session).
+SITE_PASSWORD = "site password 123"
+SITE_PASSWORD_HASH = hash_password(SITE_PASSWORD, n=2**4)
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 KEY = "pages-test-api-key-0123"
 
@@ -162,7 +167,7 @@ def settings_for(
 ) -> Settings:
     raw: dict[str, Any] = {
         "server": {"data_dir": str(tmp / "data"), "base_path": base},
-        "auth": {"api_keys": [KEY]},
+        "auth": {"api_keys": [KEY], "password_hash": SITE_PASSWORD_HASH},
     }
     if tmdb is not None:
         raw["tmdb"] = {"token": TOKEN, "base_url": tmdb.url, "image_base_url": tmdb.image_url}
@@ -171,18 +176,7 @@ def settings_for(
     if geek is not None:
         raw["indexers"] = [{"name": "geek", "url": geek.url, "api_key": "g" * 32}]
     if nntp is not None:
-        raw["usenet"] = {
-            "servers": [
-                {
-                    "name": "fake",
-                    "host": nntp.host,
-                    "port": nntp.port,
-                    "tls": False,
-                    "connections": 2,
-                    "timeout": 5,
-                }
-            ]
-        }
+        raw["usenet"] = usenet_of(nntp)
     return parse_config(raw, base_dir=tmp, env={})
 
 

@@ -38,9 +38,10 @@ class World:
         self.client, self.tmdb, self.geek, self.nntp = client, tmdb, geek, nntp
         self.posts: dict[str, tuple[bytes, list[Any]]] = {}
 
-    def post(self, title: str, size: int = 300_000) -> list[Any]:
-        """Put a post for a release on the Usenet server and its NZB on the indexer."""
-        data = os.urandom(size)
+    def post(self, title: str, size: int = 300_000, data: bytes | None = None) -> list[Any]:
+        """Put a post for a release on the Usenet server and its NZB on the indexer: ``data``
+        (a real film) or ``size`` random bytes."""
+        data = os.urandom(size) if data is None else data
         arts = articles_for_bytes(data, f"{title}.mkv", part_size=64 * 1024)
         self.nntp.add(arts)
         self.geek.add_nzb(title, build_nzb([NzbEntry.from_articles(arts)]))

@@ -5,9 +5,17 @@ Pure: :class:`~server.discovery.newznab.NewznabItem` values in (their titles rea
 nothing here does I/O.
 
 Ranking is for streaming to a browser while the download runs, not for archiving: a release that
-starts quickly and plays without transcoding beats a bigger, "better" one. The numbers are in
-the tables below (``_RESOLUTION_POINTS``, ``_SIZE_BANDS``, ``_SOURCE_POINTS``, ``_CODEC_POINTS``
-and the constants beside them) so a reader can check every reason a release gets.
+starts quickly and plays without transcoding beats a bigger, "better" one. What plays how is
+decided by the player's own logic (``transcode.compat.estimate`` from the title's codecs, for
+the browser's measured capabilities or a User-Agent family), so what ranks as "plays in this
+browser" does. The numbers are in the tables below (``_RESOLUTION_POINTS``, ``_SIZE_BANDS``,
+``_SOURCE_POINTS``, the playback points and the constants beside them) so a reader can check
+every reason a release gets.
+
+The score says the order: releases are listed by score, best first. A release that may not
+be fetched (excluded) loses ``_EXCLUDED_PENALTY`` and a pre-release copy ``_PRERELEASE_PENALTY``,
+more than any other difference between two releases, so both rank below every other one
+*because of their score*.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from server.discovery.releases.titles import (
     clean_title,
     parse_title,
 )
+from transcode.capabilities import AUDIO_KEYS, BrowserFamily, Capabilities
+from transcode.compat import PlaybackPlan, estimate
 
 #: The quality a person asks for with Watch; the ranking favours it.
 Preference = Literal["720p", "1080p", "4K"]
@@ -193,24 +203,22 @@ _SIZE_TOO_BIG = -150
 _SIZE_UNKNOWN = -50
 _ASSUMED_RUNTIME = 120
 
-# What a browser plays without Matinee transcoding the video.
-_CODEC_POINTS: Mapping[str | None, tuple[int, str]] = MappingProxyType(
-    {
-        "H.264": (60, "H.264 plays directly in every browser"),
-        "AV1": (40, "AV1 plays directly in modern browsers"),
-        "VP9": (40, "VP9 plays directly in modern browsers"),
-        "HEVC": (-40, "HEVC may need transcoding in some browsers"),
-        "XviD": (-80, "XviD needs transcoding (no browser plays it)"),
-        "DivX": (-80, "DivX needs transcoding (no browser plays it)"),
-        "VC-1": (-100, "VC-1 needs transcoding (no browser plays it)"),
-        "MPEG-2": (-100, "MPEG-2 needs transcoding (no browser plays it)"),
-        None: (0, "codec not stated"),
-    }
-)
-_BROWSER_AUDIO = frozenset({"AAC", "Opus", "MP3"})
-_TRANSCODED_AUDIO = frozenset({"TrueHD", "DTS-HD MA", "DTS:X", "DTS-HD", "DTS", "PCM"})
-_AUDIO_DIRECT = 15
-_AUDIO_TRANSCODE = -10
+# What the browser plays, by the player's plan for the title's codecs.
+_VIDEO_PLAYS = 60  # copied: direct play or a cheap remux
+_VIDEO_CONVERTED = -40  # a transcode for this browser (others of the household may play it)
+_VIDEO_PLAYS_NOWHERE = -80  # XviD, VC-1, MPEG-2, 10-bit H.264: always a transcode
+_SOME_BROWSER_PLAYS = frozenset({"H.264", "HEVC", "AV1", "VP9"})
+_SOUND_PLAYS = 15
+_SOUND_CONVERTED = -5  # to AAC: cheap, and other browsers of the household play it
+_SOUND_PLAYS_NOWHERE = -10  # DTS, TrueHD, PCM: no browser plays them, always converted
+_CODEC_UNKNOWN_REASON = "codec not stated"
+# The title's names for what compat.estimate reads.
+_TITLE_AUDIO = {"DTS:X": "dts", "DTS-HD MA": "dts-hd ma", "DTS-HD": "dts-hd", "PCM": "pcm_s16le"}
+_TEN_BIT = re.compile(r"(?<![0-9])10[\s._-]?bit", re.IGNORECASE)
+# Exclusions and pre-release copies: more than any other difference between two releases
+# (the largest is about 1700 points), so these tiers never mix.
+_EXCLUDED_PENALTY = -4000
+_PRERELEASE_PENALTY = -2000
 _HDR_PENALTY = -20
 _DV_ONLY_PENALTY = -80
 _THREE_D_PENALTY = -200
@@ -276,11 +284,14 @@ def rank(
     allow_cam: bool = False,
     now: datetime,
     indexer_priority: Mapping[str, int] | None = None,
+    browser: Capabilities | BrowserFamily = "chrome",
 ) -> list[RankedRelease]:
-    """Merge duplicates and order releases best first for streaming.
+    """Merge duplicates and order releases best first for streaming to ``browser`` (its
+    measured capabilities, or a User-Agent family).
 
-    Order: releases that may be fetched, then pre-release copies (only when ``allow_cam``),
-    then excluded ones; within each, higher score, then smaller size, then ``release_id``.
+    Order: higher score, then smaller size, then ``release_id``. Releases that may be fetched
+    come first, then pre-release copies (only when ``allow_cam``), then excluded ones: their
+    penalties put them there, so the scores are in order too.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -288,18 +299,10 @@ def rank(
         raise ValueError(f"preference must be 720p, 1080p or 4K, not {preference!r}")
     runtime = runtime_minutes if runtime_minutes and runtime_minutes > 0 else None
     ranked = [
-        _score(candidate, runtime, preference, allow_cam, now)
+        _score(candidate, runtime, preference, allow_cam, now, browser)
         for candidate in dedupe(items, indexer_priority=indexer_priority)
     ]
-    ranked.sort(
-        key=lambda r: (
-            r.excluded,
-            r.parsed.source in PRERELEASE,
-            -r.score,
-            r.size if r.size else math.inf,
-            r.release_id,
-        )
-    )
+    ranked.sort(key=lambda r: (-r.score, r.size if r.size else math.inf, r.release_id))
     return ranked
 
 
@@ -309,6 +312,7 @@ def _score(
     preference: Preference,
     allow_cam: bool,
     now: datetime,
+    browser: Capabilities | BrowserFamily,
 ) -> RankedRelease:
     item = candidate.item
     parsed = parse_title(item.title)
@@ -355,10 +359,10 @@ def _score(
     score += points
     reasons.append(reason)
 
-    # What the browser can play.
-    points, reason = _CODEC_POINTS.get(parsed.codec, _CODEC_POINTS[None])
+    # What the browser can play, as the player would play it.
+    points, said = _playback_points(parsed, item.title, browser)
     score += points
-    reasons.append(reason)
+    reasons.extend(said)
     if parsed.hdr:
         if "DV" in parsed.hdr and len(parsed.hdr) == 1:
             score += _DV_ONLY_PENALTY
@@ -366,12 +370,6 @@ def _score(
         else:
             score += _HDR_PENALTY
             reasons.append(f"{'/'.join(parsed.hdr)} needs an HDR display or tone-mapping")
-    if parsed.audio in _BROWSER_AUDIO:
-        score += _AUDIO_DIRECT
-        reasons.append(f"{parsed.audio} audio plays directly")
-    elif parsed.audio in _TRANSCODED_AUDIO:
-        score += _AUDIO_TRANSCODE
-        reasons.append(f"{parsed.audio} audio is converted to AAC for browsers")
     if parsed.is_3d:
         score += _THREE_D_PENALTY
         reasons.append("3D release (side-by-side or over-under picture)")
@@ -402,6 +400,12 @@ def _score(
         reasons.append(f"posted {days} days ago")
     if len(candidate.indexers) > 1:
         reasons.append(f"also on {', '.join(candidate.indexers[1:])}")
+    if exclusions:
+        score += _EXCLUDED_PENALTY
+        reasons.append(f"ranked last: never fetched by itself ({_EXCLUDED_PENALTY})")
+    elif parsed.source in PRERELEASE:
+        score += _PRERELEASE_PENALTY
+        reasons.append(f"ranked below every real source ({_PRERELEASE_PENALTY})")
 
     return RankedRelease(
         release_id=release_id(item.indexer, item.guid),
@@ -421,6 +425,48 @@ def _score(
         guid=item.guid,
         parsed=parsed,
     )
+
+
+def _playback_points(
+    parsed: ParsedRelease, title: str, browser: Capabilities | BrowserFamily
+) -> tuple[int, list[str]]:
+    """Points and reasons for how ``browser`` plays the release, from the player's plan."""
+    if parsed.codec is None:
+        return 0, [_CODEC_UNKNOWN_REASON]
+    audio = _TITLE_AUDIO.get(parsed.audio, parsed.audio) if parsed.audio else None
+    plan = estimate(
+        parsed.codec, audio, None, browser, bit_depth=10 if _TEN_BIT.search(title) else None
+    )
+    reasons: list[str] = []
+    if plan.video_action == "copy":
+        points = _VIDEO_PLAYS
+        how = "directly" if plan.kind == "direct" else "(copied into HLS)"
+        reasons.append(f"{parsed.codec} video plays in {plan.browser} {how}")
+    else:
+        ten_bit_avc = parsed.codec == "H.264" and _TEN_BIT.search(title)
+        somewhere = parsed.codec in _SOME_BROWSER_PLAYS and not ten_bit_avc
+        points = _VIDEO_CONVERTED if somewhere else _VIDEO_PLAYS_NOWHERE
+        reasons.extend(r for r in plan.reasons if r.startswith("converting video"))
+    if parsed.audio is not None:
+        points_, said = _sound_points(parsed.audio, plan)
+        points += points_
+        reasons.append(said)
+    return points, reasons
+
+
+def _sound_points(name: str, plan: PlaybackPlan) -> tuple[int, str]:
+    if plan.audio_action == "copy":
+        return _SOUND_PLAYS, f"{name} sound plays in {plan.browser}"
+    converting = next((r for r in plan.reasons if r.startswith("converting sound")), "")
+    if _audio_key(name) in AUDIO_KEYS:
+        return _SOUND_CONVERTED, converting or f"{name} sound is converted to AAC"
+    said = converting or "sound converted to AAC"
+    return _SOUND_PLAYS_NOWHERE, f"{said}: no browser plays {name}"
+
+
+def _audio_key(name: str) -> str:
+    return {"AC3": "ac3", "EAC3": "eac3", "AAC": "aac", "MP3": "mp3", "Opus": "opus",
+            "FLAC": "flac"}.get(name, name.lower())  # fmt: skip
 
 
 def _bucket(resolution: str | None) -> str | None:

@@ -3,7 +3,17 @@
 
 import { api } from "./api.js";
 import { h, say, field } from "./dom.js";
-import { ACTIVE, STATUS, canPlay, percent, relative, size, speed, stage } from "./format.js";
+import {
+  ACTIVE,
+  STATUS,
+  canPlay,
+  mirrorText,
+  percent,
+  relative,
+  size,
+  speed,
+  stage,
+} from "./format.js";
 import { jobElement, pollJobs } from "./jobs.js";
 
 const table = document.getElementById("jobs");
@@ -31,6 +41,14 @@ function update(row, job) {
   field(row, "size", size(job.bytes_total));
   field(row, "speed", ACTIVE.has(job.status) ? speed(job.speed_bps) : "—");
   field(row, "expires", relative(job.expires_at));
+  field(row, "mirror", mirrorText(job));
+  field(
+    row,
+    "local",
+    !job.local ? "local copy deleted" : job.local_expires_at ? `local copy ${relative(job.local_expires_at)}` : "",
+  );
+  const keep = row.querySelector("button.keep");
+  if (keep) keep.hidden = job.status === STATUS.DELETED || !job.expires_at;
   actions(row, job);
 }
 
@@ -54,7 +72,21 @@ async function remove(row, cancelling) {
 
 if (table) {
   const body = table.tBodies[0];
-  table.addEventListener("click", (event) => {
+  table.addEventListener("click", async (event) => {
+    const keep = event.target.closest("button.keep");
+    if (keep) {
+      const row = keep.closest("tr.job");
+      keep.disabled = true;
+      try {
+        update(row, await api(`/jobs/${encodeURIComponent(row.dataset.jobId)}/keep`, { method: "POST" }));
+        say(errorBox, "");
+      } catch (error) {
+        say(errorBox, error.message);
+      } finally {
+        keep.disabled = false;
+      }
+      return;
+    }
     const button = event.target.closest("button.cancel, button.delete");
     if (!button) return;
     remove(button.closest("tr.job"), button.classList.contains("cancel"));

@@ -11,11 +11,40 @@ export const STATUS = Object.freeze(
 export const ACTIVE = new Set(LIFECYCLE.active || []);
 export const FINAL = new Set(LIFECYCLE.final || []);
 const UNPLAYABLE = new Set(LIFECYCLE.unplayable || []);
+const MIRROR_MOVING = new Set(LIFECYCLE.mirror_moving || []);
 
 /** What a person reads for a job's status ("Trying another release" for a retry). */
 export function stage(job) {
   if (job.status === STATUS.QUEUED && job.attempt > 1) return LIFECYCLE.retry_label;
   return (LIFECYCLE.labels || {})[job.status] || job.status;
+}
+
+/** Nothing more happens to the job by itself: its status is final and its upload is over. */
+export function atRest(job) {
+  if (job.status === STATUS.DELETED) return true;
+  return FINAL.has(job.status) && !(job.mirror && MIRROR_MOVING.has(job.mirror.state));
+}
+
+/** Where the job's copy in R2 stands, in words ("" while R2 has no part in it). */
+export function mirrorText(job) {
+  const m = job.mirror;
+  if (!m) return "";
+  const label = (LIFECYCLE.mirror_labels || {})[m.state] || m.state;
+  if (m.state === "mirroring" && m.bytes_total) {
+    return `${label}: ${percent((100 * m.bytes_done) / m.bytes_total)} (${size(m.bytes_done)} of ${size(m.bytes_total)})`;
+  }
+  if (m.state === "failed" && m.error) return `${label}: ${m.error}`;
+  return label;
+}
+
+/** When the movie goes, locally and in R2, in words ("" when no timer runs). */
+export function expiryText(job) {
+  if (job.status === STATUS.DELETED) return "";
+  const parts = [];
+  if (job.expires_at) parts.push(`Deleted ${relative(job.expires_at)}`);
+  if (!job.local) parts.push("local copy deleted: it plays from R2");
+  else if (job.local_expires_at) parts.push(`local copy deleted ${relative(job.local_expires_at)} (then it plays from R2)`);
+  return parts.join("; ");
 }
 
 /** Whether the player may open the job now. */

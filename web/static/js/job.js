@@ -2,14 +2,47 @@
 // lights up the moment the job is playable, without a reload.
 
 import { api, page } from "./api.js";
-import { say } from "./dom.js";
-import { STATUS, canPlay, eta, percent, size, speed, stage } from "./format.js";
+import { probeCapabilities } from "./capabilities.js";
+import { h, say } from "./dom.js";
+import {
+  STATUS,
+  canPlay,
+  eta,
+  expiryText,
+  mirrorText,
+  percent,
+  relative,
+  size,
+  speed,
+  stage,
+} from "./format.js";
 import { followJob } from "./jobs.js";
 
 const box = document.getElementById("job");
 const $ = (id) => document.getElementById(id);
 
+// The job's history ("What happened"): fetched again whenever the job moves on to another
+// stage or another release, so the list says what the runner did without a reload.
+let logKey = null;
+
+async function refreshLog(job) {
+  const key = `${job.status}/${job.attempt}/${job.release_title}/${job.playable}`;
+  if (key === logKey) return;
+  logKey = key;
+  try {
+    const { events } = await api(`/jobs/${encodeURIComponent(job.job_id)}/log`);
+    $("job-log-entries").replaceChildren(
+      ...events.map((e) =>
+        h("li", { dataset: { kind: e.kind } }, h("time", { datetime: e.at }, relative(e.at)), " ", e.message),
+      ),
+    );
+  } catch {
+    logKey = null; // try again with the next snapshot
+  }
+}
+
 function render(job) {
+  refreshLog(job);
   box.dataset.status = job.status;
   $("stage").textContent = stage(job);
   $("progress").value = job.progress;
@@ -31,6 +64,12 @@ function render(job) {
   if (playable) play.removeAttribute("aria-disabled");
   else play.setAttribute("aria-disabled", "true");
   $("play-hint").hidden = playable || job.status === STATUS.ERROR || job.status === STATUS.DELETED;
+
+  const mirror = mirrorText(job);
+  $("mirror").textContent = mirror;
+  $("mirror").hidden = !mirror;
+  $("expiry").textContent = expiryText(job);
+  $("keep").hidden = job.status === STATUS.DELETED || !job.expires_at;
 
   const error = $("error");
   if (job.status === STATUS.ERROR) {
@@ -56,12 +95,23 @@ if (box) {
   $("play-now").addEventListener("click", (event) => {
     if ($("play-now").getAttribute("aria-disabled") === "true") event.preventDefault();
   });
+  $("keep").addEventListener("click", async () => {
+    $("keep").disabled = true;
+    try {
+      render(await api(`/jobs/${encodeURIComponent(jobId)}/keep`, { method: "POST" }));
+    } catch (error) {
+      $("expiry").textContent = error.message;
+    } finally {
+      $("keep").disabled = false;
+    }
+  });
   const next = $("next-release");
   if (next) {
     next.addEventListener("click", async () => {
       next.disabled = true;
       try {
-        const answer = await api(`/movies/${next.dataset.movieId}/fetch`, {
+        const params = new URLSearchParams({ capabilities: JSON.stringify(probeCapabilities()) });
+        const answer = await api(`/movies/${next.dataset.movieId}/fetch?${params}`, {
           method: "POST",
           body: { mode: "auto" },
         });

@@ -4,7 +4,7 @@
 
 import { api, apiBase, page } from "./api.js";
 import { field } from "./dom.js";
-import { FINAL } from "./format.js";
+import { atRest } from "./format.js";
 
 const FIRST_RETRY = 1000;
 const MAX_RETRY = 30000;
@@ -24,7 +24,7 @@ export function followJob(jobId, onJob, onState = () => {}) {
   function deliver(job) {
     if (stopped) return;
     onJob(job);
-    if (FINAL.has(job.status)) stop();
+    if (atRest(job)) stop();
   }
 
   function stop() {

@@ -2,6 +2,7 @@
 // one by hand, and the movie's current job.
 
 import { api, page } from "./api.js";
+import { probeCapabilities } from "./capabilities.js";
 import { h, say, field } from "./dom.js";
 import { ACTIVE, age, percent, size, stage } from "./format.js";
 import { followJob } from "./jobs.js";
@@ -36,7 +37,9 @@ async function fetchMovie(body) {
   busy(true);
   say(watchError, "");
   try {
-    const answer = await api(`/movies/${movieId}/fetch`, { method: "POST", body });
+    // An auto pick ranks for this browser too, as the list below does.
+    const params = new URLSearchParams({ capabilities: JSON.stringify(probeCapabilities()) });
+    const answer = await api(`/movies/${movieId}/fetch?${params}`, { method: "POST", body });
     location.assign(jobPage(answer.job_id));
   } catch (error) {
     say(watchError, error.message);
@@ -103,7 +106,11 @@ async function loadReleases() {
   const body = table.tBodies[0];
   say(releasesStatus, "Looking for releases…");
   try {
-    const params = new URLSearchParams({ quality_preference: quality.value });
+    // Ranked for this browser: what it measured it plays decides what "plays directly" means.
+    const params = new URLSearchParams({
+      quality_preference: quality.value,
+      capabilities: JSON.stringify(probeCapabilities()),
+    });
     const found = await api(`/movies/${movieId}/releases?${params}`, { signal: controller.signal });
     body.replaceChildren(...found.releases.map(row));
     const problems = Object.entries(found.indexer_errors || {}).map(([name, why]) => `${name}: ${why}`);

@@ -1,6 +1,9 @@
 // The player: the job's stream in a full-window <video> (through the vendored hls.js when the
 // stream is HLS), resuming where it was left and saving the position as it plays, with the
 // keyboard shortcuts of most players and a buffering sign while a seek waits for the download.
+// The server plans the stream from what this browser measured it plays and says why (shown in
+// the bar: "converting sound: AC3 → AAC"); subtitles come as WebVTT <track>s, and the chosen
+// sound and subtitle languages are the household's preference, kept by the server.
 
 import { api, ApiError } from "./api.js";
 import { probeCapabilities } from "./capabilities.js";
@@ -17,6 +20,9 @@ const video = document.getElementById("player");
 const box = document.getElementById("player-box");
 const buffering = document.getElementById("buffering");
 const errorBox = document.getElementById("player-error");
+const planBox = document.getElementById("plan");
+const audioSelect = document.getElementById("audio-track");
+const subtitleSelect = document.getElementById("subtitle-track");
 const jobId = video ? video.dataset.jobId : null;
 const jobPath = jobId ? `/jobs/${encodeURIComponent(jobId)}` : "";
 
@@ -26,6 +32,9 @@ let lastSaved = null;
 let reloads = 0;
 let hadMetadata = false;
 let osdTimer = null;
+let current = null; // the /stream answer being played
+let choice = {}; // ?audio= and ?burn= asked for by the person
+let shownTrack = null; // the id of the subtitle track the player itself last showed
 // What this browser plays, measured once; the server plans the stream from it.
 const capabilities = JSON.stringify(probeCapabilities());
 
@@ -62,7 +71,11 @@ function osd(text) {
 async function streamInfo() {
   for (;;) {
     try {
-      const query = `?capabilities=${encodeURIComponent(capabilities)}`;
+      const params = new URLSearchParams({ capabilities });
+      for (const [key, value] of Object.entries(choice)) {
+        if (value !== null && value !== undefined) params.set(key, value);
+      }
+      const query = `?${params}`;
       const stream = await api(`/movies/${encodeURIComponent(jobId)}/stream${query}`);
       showError("");
       return stream;
@@ -102,20 +115,52 @@ function loadScript(src) {
   });
 }
 
+// hls.js waits for segments that ffmpeg makes while the film downloads: a first byte may take
+// a while after a seek, but an error answer is final after one retry (its text is then shown).
+const HLS_CONFIG = {
+  backBufferLength: 60,
+  fragLoadPolicy: {
+    default: {
+      maxTimeToFirstByteMs: 60000,
+      maxLoadTimeMs: 120000,
+      timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 },
+      errorRetry: { maxNumRetry: 1, retryDelayMs: 1000, maxRetryDelayMs: 4000 },
+    },
+  },
+};
+
+// What the server said went wrong with a request hls.js gave up on: its JSON error text.
+async function whyFailed(url) {
+  if (!url) return null;
+  try {
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (response.ok) return null;
+    const body = await response.json();
+    return typeof body.error === "string" ? body.error : null;
+  } catch {
+    return null;
+  }
+}
+
+async function hlsFailed(data) {
+  const url = (data.frag && data.frag.url) || data.url || (data.context && data.context.url);
+  const why = await whyFailed(url);
+  setBuffering(false);
+  showError(`Playback failed: ${why || data.details || "unknown error"}.`);
+}
+
 async function attachHls(url) {
   await loadScript(video.dataset.hls);
   const Hls = window.Hls;
   if (Hls && Hls.isSupported()) {
-    hls = new Hls({ backBufferLength: 60 });
+    hls = new Hls(HLS_CONFIG);
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
-      if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR && reloads < 3) {
+        reloads += 1;
         hls.recoverMediaError();
-      } else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
-        setBuffering(true);
-        hls.startLoad();
       } else {
-        showError(`Playback failed: ${data.details || "unknown error"}.`);
+        hlsFailed(data);
       }
     });
     hls.loadSource(url);
@@ -129,11 +174,206 @@ async function attachHls(url) {
   throw new Error("This browser cannot play this stream (HLS without Media Source Extensions).");
 }
 
+// ------------------------------------------------------------------ tracks and plan
+
+function trackLabel(track) {
+  const name = track.title || track.language || `Track ${track.index ?? track.id}`;
+  return track.title && track.language ? `${track.title} (${track.language})` : name;
+}
+
+function sameLanguage(a, b) {
+  if (!a || !b) return false;
+  const short = (tag) => tag.toLowerCase().split(/[-_]/)[0];
+  return short(a) === short(b) || LANGUAGE_ALIASES[short(a)] === short(b) || LANGUAGE_ALIASES[short(b)] === short(a);
+}
+// The 639-2 codes files carry for the languages a household most likely picks.
+const LANGUAGE_ALIASES = {
+  eng: "en", ger: "de", deu: "de", fre: "fr", fra: "fr", spa: "es", ita: "it", dut: "nl",
+  nld: "nl", por: "pt", rus: "ru", jpn: "ja", chi: "zh", zho: "zh", kor: "ko", swe: "sv",
+  dan: "da", nor: "no", fin: "fi", pol: "pl",
+};
+
+function showPlan(stream) {
+  if (!planBox) return;
+  planBox.textContent = [stream.description, ...(stream.reasons || [])].filter(Boolean).join(" · ");
+  planBox.dataset.plan = stream.plan || "";
+}
+
+function option(value, label, selected) {
+  const el = document.createElement("option");
+  el.value = value;
+  el.textContent = label;
+  el.selected = selected;
+  return el;
+}
+
+function fillAudio(stream) {
+  if (!audioSelect) return;
+  const tracks = stream.audio_tracks || [];
+  audioSelect.replaceChildren(
+    ...tracks.map((t) => option(String(t.index), `${trackLabel(t)} · ${t.codec.toUpperCase()}${t.channels ? ` ${t.channels}ch` : ""}`, t.selected)),
+  );
+  audioSelect.hidden = tracks.length < 2;
+}
+
+// Subtitles are text tracks that the player fills itself, cue by cue as the server's WebVTT
+// arrives (it is made while the film downloads). A <track src> would do the same loading, but
+// Chromium holds playback back until such a track has loaded completely.
+const textTracks = new Map(); // subtitle id -> { track, url, loading }
+
+function subtitleTrack(t) {
+  let entry = textTracks.get(t.id);
+  if (!entry) {
+    const track = video.addTextTrack("subtitles", trackLabel(t), t.language || "");
+    track.mode = "disabled";
+    entry = { track, url: t.url, loading: false };
+    textTracks.set(t.id, entry);
+  }
+  entry.url = t.url; // a fresh token
+  return entry;
+}
+
+function vttTime(text) {
+  const parts = text.trim().split(":").map(Number);
+  return parts.reduce((total, part) => total * 60 + part, 0);
+}
+
+// Adds the complete cues at the start of `text` to `track`; returns what is left over.
+function takeCues(text, track) {
+  const blocks = text.replace(/\r\n?/g, "\n").split(/\n{2,}/);
+  const rest = blocks.pop();
+  for (const block of blocks) {
+    const lines = block.split("\n");
+    const at = lines.findIndex((line) => line.includes("-->"));
+    if (at < 0) continue; // the header, a NOTE or a STYLE block
+    const [start, end] = lines[at].split("-->");
+    const body = lines.slice(at + 1).join("\n");
+    try {
+      track.addCue(new VTTCue(vttTime(start), vttTime(end.trim().split(/\s+/)[0]), body));
+    } catch {
+      // A cue the browser refuses is skipped, not fatal.
+    }
+  }
+  return rest;
+}
+
+async function loadCues(entry) {
+  if (entry.loading) return;
+  entry.loading = true;
+  try {
+    const response = await fetch(entry.url, { credentials: "same-origin" });
+    if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer = takeCues(buffer + value, entry.track);
+    }
+    takeCues(`${buffer}\n\n`, entry.track);
+  } catch {
+    entry.loading = false; // asked for again when it is next shown
+  }
+}
+
+// Which text track shows: the person's choice for this film, else the household's
+// language, else what the file marks as default.
+function attachSubtitles(stream) {
+  const texts = (stream.subtitles || []).filter((t) => t.kind === "text" && t.url);
+  const wanted = stream.preferences ? stream.preferences.subtitle_language : null;
+  const burning = choice.burn !== undefined && choice.burn !== null ? String(choice.burn) : null;
+  let showing = null;
+  if (choice.subtitle) showing = texts.find((t) => t.id === choice.subtitle) || null;
+  else if (wanted && wanted !== "off") showing = texts.find((t) => sameLanguage(t.language, wanted)) || null;
+  else if (!wanted) showing = texts.find((t) => t.default) || null;
+  if (burning) showing = null;
+  shownTrack = showing ? showing.id : null;
+  for (const t of texts) {
+    const entry = subtitleTrack(t);
+    entry.track.mode = showing && t.id === showing.id ? "showing" : "disabled";
+    if (entry.track.mode === "showing") loadCues(entry);
+  }
+  if (subtitleSelect) {
+    const images = (stream.subtitles || []).filter((t) => t.kind === "image");
+    subtitleSelect.replaceChildren(
+      option("off", "Subtitles off", !showing && !burning),
+      ...texts.map((t) => option(t.id, trackLabel(t), Boolean(showing && showing.id === t.id))),
+      ...images.map((t) => option(`burn:${t.index}`, `${trackLabel(t)} (picture: converts the video)`, burning === String(t.index))),
+    );
+    subtitleSelect.hidden = texts.length + images.length === 0;
+  }
+}
+
+async function savePreference(body) {
+  try {
+    await api("/preferences", { method: "PUT", body });
+  } catch {
+    // A preference that is not saved only costs a choice next time.
+  }
+}
+
+// A track shown from the browser's own menu (or the select) gets its cues and is the
+// household's new preference.
+function onTextTracksChanged() {
+  if (!current) return;
+  let id = null;
+  for (const [key, entry] of textTracks) {
+    if (entry.track.mode === "showing" || entry.track.mode === "hidden") loadCues(entry);
+    if (entry.track.mode === "showing" && id === null) id = key;
+  }
+  if (id === shownTrack) return; // what the player set itself
+  shownTrack = id;
+  const track = id ? (current.subtitles || []).find((t) => t.id === id) : null;
+  if (subtitleSelect) subtitleSelect.value = track ? track.id : "off";
+  savePreference({ subtitle_language: track ? track.language || null : "off" });
+}
+
+async function switchStream(changes) {
+  const at = video.currentTime;
+  choice = { ...choice, ...changes };
+  setBuffering(true);
+  try {
+    const stream = await streamInfo();
+    await attach(stream);
+    await seekOnce(at, { always: true });
+    play();
+  } catch (error) {
+    setBuffering(false);
+    showError(error.message);
+  }
+}
+
+function onAudioChosen() {
+  const index = Number(audioSelect.value);
+  const track = (current.audio_tracks || []).find((t) => t.index === index);
+  if (track && track.language) savePreference({ audio_language: track.language });
+  switchStream({ audio: index });
+}
+
+function onSubtitleChosen() {
+  const value = subtitleSelect.value;
+  if (value.startsWith("burn:")) {
+    switchStream({ burn: value.slice(5), subtitle: null });
+    return;
+  }
+  const burning = choice.burn !== undefined && choice.burn !== null;
+  choice = { ...choice, subtitle: value === "off" ? null : value, burn: null };
+  for (const [id, entry] of textTracks) {
+    entry.track.mode = id === value ? "showing" : "disabled";
+  }
+  if (burning) switchStream({});
+  else onTextTracksChanged();
+}
+
 async function attach(stream) {
   if (hls) {
     hls.destroy();
     hls = null;
   }
+  current = stream;
+  showPlan(stream);
+  fillAudio(stream);
+  attachSubtitles(stream);
   if (stream.kind === "hls") await attachHls(stream.url);
   else video.src = stream.url;
 }
@@ -147,12 +387,12 @@ async function savedPosition() {
   }
 }
 
-function seekOnce(seconds) {
+function seekOnce(seconds, { always = false } = {}) {
   return new Promise((resolve) => {
     const apply = () => {
       const duration = video.duration;
       const fits = !Number.isFinite(duration) || seconds < duration - RESUME_MARGIN;
-      if (seconds > RESUME_MARGIN && fits) video.currentTime = seconds;
+      if (always ? seconds > 0 : seconds > RESUME_MARGIN && fits) video.currentTime = seconds;
       resolve();
     };
     if (video.readyState >= HTMLMediaElement.HAVE_METADATA) apply();
@@ -312,6 +552,9 @@ if (video && jobId) {
     if (document.visibilityState === "hidden") savePosition({ keepalive: true });
   });
   window.addEventListener("keydown", onKey, { capture: true });
+  video.textTracks.addEventListener("change", onTextTracksChanged);
+  if (audioSelect) audioSelect.addEventListener("change", onAudioChosen);
+  if (subtitleSelect) subtitleSelect.addEventListener("change", onSubtitleChosen);
   video.focus();
   start();
 }

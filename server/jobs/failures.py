@@ -1,0 +1,31 @@
+"""A failed job's failure as the error it answers with when asked to play (the stream, an
+HLS playlist): its kind chooses the error, its message is the job's own."""
+
+from __future__ import annotations
+
+from server.errors import (
+    IndexerError,
+    JobError,
+    MatineeError,
+    StorageError,
+    TmdbError,
+    UsenetError,
+)
+from server.jobs.lifecycle import Failure
+from server.store.jobs import Job
+
+FAILURE_ERRORS: dict[Failure, type[MatineeError]] = {
+    Failure.USENET: UsenetError,
+    Failure.STORAGE: StorageError,
+    Failure.INDEXER: IndexerError,
+    Failure.TMDB: TmdbError,
+    Failure.RELEASE: JobError,
+    Failure.MEDIA: JobError,
+    Failure.INTERNAL: JobError,
+}
+
+
+def failure_error(job: Job) -> MatineeError:
+    """A failed job's failure as the error the API answers with."""
+    cls = FAILURE_ERRORS.get(job.failure, JobError) if job.failure else JobError
+    return cls(job.error_message or "the job failed")

@@ -1,0 +1,90 @@
+"""What Matinee measures about itself, in Prometheus terms: one registry per app (no
+module-level state), handed to whoever observes (the job runners, the range server) and
+read by ``{base}metrics`` (``server.http.health``). Imports nothing of Matinee, so every
+layer may hold it.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+#: Seconds: from a Watch (or an NZB) to the first moment the movie can play.
+PLAYABLE_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+#: Seconds: a range request's first byte, and a wait for bytes not downloaded yet.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.jobs = Gauge("matinee_jobs", "Jobs by status.", ["status"], registry=registry)
+        self.download_speed = Gauge(
+            "matinee_download_speed_bytes_per_second",
+            "What the running downloads fetch now, together.",
+            registry=registry,
+        )
+        self.disk_free = Gauge(
+            "matinee_disk_free_bytes", "Free space on the downloads' disk.", registry=registry
+        )
+        self.downloaded = Counter(
+            "matinee_downloaded_bytes",
+            "Decoded bytes fetched from Usenet, by server.",
+            ["server"],
+            registry=registry,
+        )
+        self.articles = Counter(
+            "matinee_articles",
+            "Articles asked for, by server and outcome (ok, missing, crc, error).",
+            ["server", "outcome"],
+            registry=registry,
+        )
+        self.to_playable = Histogram(
+            "matinee_watch_to_playable_seconds",
+            "From the job's start to the first moment its movie could play.",
+            buckets=PLAYABLE_BUCKETS,
+            registry=registry,
+        )
+        self.first_byte = Histogram(
+            "matinee_media_first_byte_seconds",
+            "From a media range request to its first byte.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.seek_wait = Histogram(
+            "matinee_media_wait_seconds",
+            "Waits of range responses for bytes not downloaded yet (a seek ahead).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.hls_sessions = Gauge(
+            "matinee_hls_sessions", "HLS outputs being made by ffmpeg now.", registry=registry
+        )
+        self.hls_segment = Histogram(
+            "matinee_hls_segment_seconds",
+            "From an HLS segment request to the segment (made now, or already made).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.playback_failures = Counter(
+            "matinee_playback_failures",
+            "HLS requests that failed because ffmpeg or ffprobe could not make the output.",
+            registry=registry,
+        )
+        self.deleted = Counter(
+            "matinee_retention_deletions",
+            "Deletions by the retention timers and for room, by reason (ready, idle, failed:"
+            " the whole job; local: its local copy; space: room for another download).",
+            ["reason"],
+            registry=registry,
+        )
+        self.mirror_bytes = Counter(
+            "matinee_mirror_uploaded_bytes",
+            "Bytes of movies uploaded to R2 (parts R2 confirmed).",
+            registry=registry,
+        )
+        self.mirror_uploads = Counter(
+            "matinee_mirror_uploads",
+            "Uploads of movies to R2 that ended, by outcome (ok, failed).",
+            ["outcome"],
+            registry=registry,
+        )
