@@ -264,10 +264,12 @@ class NzbGet:
             raise BenchError(f"nzbget {method}: {reply['error']}")
         return reply.get("result")
 
-    def download(self, post: Post, run: int, server_cpu: Any) -> Run:
+    def download(
+        self, post: Post, run: int, server_cpu: Any, *, timeout: float | None = None
+    ) -> Run:
         content = base64.b64encode(post.nzb.read_bytes()).decode()
         nzb_name = f"bench-{run}-{secrets.token_hex(4)}.nzb"
-        timeout = max(120.0, post.size / 10e6)
+        timeout = timeout or max(120.0, post.size / 10e6)
         user0, sys0 = proc_cpu_times(self.pid)
         srv0 = server_cpu()
         t0 = time.perf_counter()

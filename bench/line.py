@@ -308,10 +308,12 @@ class Sabnzbd:
         assert self.proc is not None
         return self.proc.pid
 
-    def download(self, post: Post, run: int, server_cpu: Any) -> Run:
+    def download(
+        self, post: Post, run: int, server_cpu: Any, *, timeout: float | None = None
+    ) -> Run:
         nzb = self.directory / f"bench-{run}-{secrets.token_hex(4)}.nzb"
         shutil.copyfile(post.nzb, nzb)
-        timeout = max(300.0, post.size / 1e6)
+        timeout = timeout or max(300.0, post.size / 1e6)
         user0, sys0 = proc_cpu_times(self.pid)
         srv0 = server_cpu()
         t0 = time.perf_counter()
@@ -435,28 +437,32 @@ def download_runs(
                 env=setup.env,
             )
             sab.start()
+        # A peer that has not finished at a quarter of the line's rate has stalled.
+        timeout = 300.0 + post.size / (0.25 * (setup.proxy.rate or 100e6))
         for i in range(runs):
             order = tools[i % len(tools) :] + tools[: i % len(tools)]  # take turns
             for tool in order:
                 run_id = len(out) + 100 * connections
-                if tool in exes:
-                    r = matinee_download(
-                        exes[tool],
+                try:
+                    r = one_download(
+                        tool,
+                        setup,
+                        connections,
                         post,
                         tmp,
                         run_id,
-                        nntp_port=setup.proxy.port,
-                        connections=connections,
-                        server_cpu=inn2.server_cpu,
-                        url=setup.url,
-                        env=setup.env,
-                        tool=tool,
+                        exes,
+                        inn2,
+                        nzbget,
+                        sab,
+                        timeout,
                     )
-                elif tool == "nzbget" and nzbget is not None:
-                    r = nzbget.download(post, run_id, inn2.server_cpu)
-                elif tool == "sabnzbd" and sab is not None:
-                    r = sab.download(post, run_id, inn2.server_cpu)
-                else:
+                except BenchError as exc:
+                    log(f"  {setup.profile:6s} {connections:2d} conn  {tool}: FAILED ({exc})")
+                    r = Run(
+                        tool, post.size, timeout, 0.0, 0.0, 0, ok=False, detail={"error": str(exc)}
+                    )
+                if r is None:
                     continue
                 r.detail["profile"] = setup.profile
                 r.detail["connections"] = connections
@@ -468,6 +474,39 @@ def download_runs(
         if sab is not None:
             sab.stop()
     return out
+
+
+def one_download(
+    tool: str,
+    setup: Setup,
+    connections: int,
+    post: Post,
+    tmp: Path,
+    run_id: int,
+    exes: dict[str, str],
+    inn2: Inn2,
+    nzbget: NzbGet | None,
+    sab: Sabnzbd | None,
+    timeout: float,
+) -> Run | None:
+    if tool in exes:
+        return matinee_download(
+            exes[tool],
+            post,
+            tmp,
+            run_id,
+            nntp_port=setup.proxy.port,
+            connections=connections,
+            server_cpu=inn2.server_cpu,
+            url=setup.url,
+            env=setup.env,
+            tool=tool,
+        )
+    if tool == "nzbget" and nzbget is not None:
+        return nzbget.download(post, run_id, inn2.server_cpu, timeout=timeout)
+    if tool == "sabnzbd" and sab is not None:
+        return sab.download(post, run_id, inn2.server_cpu, timeout=timeout)
+    return None
 
 
 def describe_run(r: Run, proxy: LineProxy) -> str:
@@ -717,8 +756,9 @@ def report_profile(
             cells = ""
             for n in connections:
                 mine = [r for r in runs if r.tool == tool and r.detail["connections"] == n]
-                mbps = med([r.mb_per_s for r in mine])
-                cpu = med([r.cpu_per_gb for r in mine])
+                good = [r for r in mine if r.ok]  # a failed run has no speed to speak of
+                mbps = med([r.mb_per_s for r in good])
+                cpu = med([r.cpu_per_gb for r in good])
                 share = mbps * 1e6 / rate if mbps is not None and rate else None
                 out["downloads"].setdefault(tool, {})[n] = {
                     "mb_per_s": None if mbps is None else round(mbps, 2),
