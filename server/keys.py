@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from server.discovery.service import Discovery
     from server.http.costs import CostLimiter
     from server.http.credentials import CredentialsWatch
-    from server.http.health import UsenetWatch
+    from server.http.health import R2Watch, UsenetWatch
     from server.http.login_limit import LoginLimiter
     from server.http.sessions import ActiveSession, Sessions
     from server.jobs.manager import JobManager
@@ -44,6 +44,7 @@ PROXIES_WARNED: web.AppKey[set[str]] = web.AppKey("proxies_warned")
 EVENT_STREAMS: web.AppKey[dict[str, int]] = web.AppKey("event_streams")  # open, per client
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")  # Prometheus, one registry per app
 USENET_WATCH: web.AppKey[UsenetWatch] = web.AppKey("usenet_watch")  # for /api/ready
+R2_WATCH: web.AppKey[R2Watch] = web.AppKey("r2_watch")  # for /api/ready
 CSP: web.AppKey[str] = web.AppKey("csp")  # the pages' Content-Security-Policy
 DEMO: web.AppKey[bool] = web.AppKey("demo")  # MATINEE_DEMO=1: stand-in services; pages say so
 

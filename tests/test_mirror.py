@@ -102,6 +102,11 @@ async def test_a_ready_movie_is_uploaded_in_parts_and_checked(
     )
     assert float(uploaded.split()[1]) == SIZE
     assert 'matinee_mirror_uploads_total{outcome="ok"} 1.0' in metrics
+    # Readiness names R2 when it is on; probes a minute apart cost one request to it.
+    for _ in range(2):
+        ready = await (await client.get("/api/ready")).json()
+        assert {"name": "r2", "ok": True, "detail": "the bucket answered"} in ready["checks"]
+    assert s3_proxy.count("HEAD") == 2
 
 
 async def test_faults_are_retried_with_back_off(
@@ -152,6 +157,10 @@ async def test_a_permanent_failure_keeps_the_local_copy_and_says_what_to_fix(
     assert client.app is not None
     status = await (await client.get("/status", headers=HEADERS)).text()
     assert "The bucket does not exist" in status
+    ready = await client.get("/api/ready")  # a supervisor sees it too, without details
+    body = await ready.json()
+    assert ready.status == 503 and body["failing"] == ["r2"], body
+    assert "no-such-bucket-here" not in await ready.text()
 
 
 async def test_delete_removes_the_objects_and_aborts_an_unfinished_upload(

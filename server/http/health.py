@@ -19,7 +19,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from server.config.settings import DownloadsConfig
 from server.jobs.lifecycle import Status
 from server.jobs.servers import probe_usenet
-from server.keys import JOBS, METRICS, PLAYBACK, SETTINGS, STORE, USENET_WATCH
+from server.keys import (
+    JOBS,
+    METRICS,
+    MIRROR,
+    PLAYBACK,
+    R2_WATCH,
+    SETTINGS,
+    STORE,
+    USENET_WATCH,
+)
 
 #: A Usenet server that answered this recently counts as answering (probes are cached).
 USENET_FRESH = 60.0
@@ -97,12 +106,37 @@ class UsenetWatch:
         return Check("usenet", False, f"none of {len(servers)} Usenet server(s) answered")
 
 
+class R2Watch:
+    """Whether the R2 bucket answers, asked at most every USENET_FRESH seconds (a readiness
+    probe every few seconds must not become a request to the bucket each time)."""
+
+    def __init__(self) -> None:
+        self.asked = -USENET_FRESH
+        self.ok = False
+        self._lock = asyncio.Lock()
+
+    async def check(self, request: web.Request) -> Check:
+        async with self._lock:
+            if time.monotonic() - self.asked > USENET_FRESH:
+                try:
+                    async with asyncio.timeout(PROBE_TIMEOUT):
+                        self.ok = await request.config_dict[MIRROR].probe() is None
+                except TimeoutError:
+                    self.ok = False
+                self.asked = time.monotonic()
+        if self.ok:
+            return Check("r2", True, "the bucket answered")
+        return Check("r2", False, "the bucket did not answer: the Status page says why")
+
+
 async def ready(request: web.Request) -> web.Response:
     watch = request.config_dict[USENET_WATCH]
     checks = [
         *await asyncio.gather(_database(request), _disk(request), watch.check(request)),
         _tools(),
     ]
+    if request.config_dict[SETTINGS].r2.enabled:
+        checks.append(await request.config_dict[R2_WATCH].check(request))
     ok = all(c.ok for c in checks)
     body = {
         "status": "ready" if ok else "not ready",
@@ -133,6 +167,7 @@ def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
     base = settings.server.base_path
     app[USENET_WATCH] = UsenetWatch()
+    app[R2_WATCH] = R2Watch()
     app.router.add_get(f"{base}api/health", health, name="health")
     app.router.add_get(f"{base}api/ready", ready, name="ready")
     if settings.metrics.enabled:
