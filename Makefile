@@ -5,7 +5,7 @@ CONFIG  ?= config.toml
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test check fast fmt lint typecheck unit bench demo system-deps clean install uninstall
+.PHONY: run test check fast fmt lint typecheck unit bench bench-quick demo system-deps clean install uninstall
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench: system-deps $(STAMP)
 	$(PY) bench/hls.py
 	$(PY) bench/mirror.py
 	$(PY) bench/ready.py
+	$(PY) bench/line.py
+
+# The line profiles beside NZBGet and SABnzbd in a few minutes (smaller post, fewer runs).
+bench-quick: system-deps $(STAMP)
+	$(PY) bench/line.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache test-output bench/out

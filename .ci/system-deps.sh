@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Matinee's tests and benchmarks use: the real peers
 # (INN2, par2, ffmpeg, unar/7z, NZBGet, nginx, wrk, Chromium, Firefox ESR and a PulseAudio for
-# its sound, the AWS CLI). Idempotent; a no-op when all are present.
+# its sound, the AWS CLI, unrar-free for SABnzbd). Idempotent; a no-op when all are present.
 set -euo pipefail
 
-packages=(inn2 par2 ffmpeg unar p7zip-full nzbget nginx-light caddy wrk chromium firefox-esr pulseaudio fonts-dejavu-core python3-venv ca-certificates openssl awscli)
+# unrar-free: SABnzbd (bench/line.py) will not download without an `unrar` on PATH.
+packages=(inn2 par2 ffmpeg unar p7zip-full nzbget nginx-light caddy wrk chromium firefox-esr pulseaudio fonts-dejavu-core python3-venv ca-certificates openssl awscli unrar-free)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

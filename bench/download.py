@@ -264,10 +264,12 @@ class NzbGet:
             raise BenchError(f"nzbget {method}: {reply['error']}")
         return reply.get("result")
 
-    def download(self, post: Post, run: int, server_cpu: Any) -> Run:
+    def download(
+        self, post: Post, run: int, server_cpu: Any, *, timeout: float | None = None
+    ) -> Run:
         content = base64.b64encode(post.nzb.read_bytes()).decode()
         nzb_name = f"bench-{run}-{secrets.token_hex(4)}.nzb"
-        timeout = max(120.0, post.size / 10e6)
+        timeout = timeout or max(120.0, post.size / 10e6)
         user0, sys0 = proc_cpu_times(self.pid)
         srv0 = server_cpu()
         t0 = time.perf_counter()
@@ -337,8 +339,19 @@ class NzbGet:
 
 
 def matinee_download(
-    exe: str, post: Post, tmp: Path, run: int, *, nntp_port: int, connections: int, server_cpu: Any
+    exe: str,
+    post: Post,
+    tmp: Path,
+    run: int,
+    *,
+    nntp_port: int,
+    connections: int,
+    server_cpu: Any,
+    url: str | None = None,
+    env: dict[str, str] | None = None,
+    tool: str = "matinee",
 ) -> Run:
+    """`matinee download` of `post` from `url` (default: plain NNTP on `nntp_port`)."""
     out_dir = tmp / f"matinee-out-{run}"
     out_dir.mkdir()
     stdout_path = tmp / f"matinee-{run}.stdout"
@@ -350,7 +363,7 @@ def matinee_download(
         "--out",
         str(out_dir),
         "--server",
-        f"nntp://{LOOPBACK}:{nntp_port}",
+        url or f"nntp://{LOOPBACK}:{nntp_port}",
         "--connections",
         str(connections),
     ]
@@ -358,7 +371,13 @@ def matinee_download(
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             srv0 = server_cpu()
             t0 = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=None if env is None else {**os.environ, **env},
+            )
             try:
                 _, status, usage = os.wait4(proc.pid, 0)
             except BaseException:
@@ -380,7 +399,7 @@ def matinee_download(
             tail = stderr_path.read_text(errors="replace")[-1500:]
             log(f"  matinee run {run} failed (exit {proc.returncode}): {result}\n{tail}")
         return Run(
-            tool="matinee",
+            tool=tool,
             size=post.size,
             seconds=seconds,
             cpu_seconds=usage.ru_utime + usage.ru_stime,

@@ -283,13 +283,27 @@ class Submitted:
 class Matinee:
     """`matinee serve` with a private config in `directory`."""
 
-    def __init__(self, directory: Path, *, nntp_port: int, connections: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        nntp_port: int,
+        connections: int,
+        max_active: int = 1,
+        tls: bool = False,
+        env: dict[str, str] | None = None,
+        exe: str | None = None,
+    ) -> None:
         self.directory = directory
         self.data_dir = directory / "data"
         self.port = free_port()
         self.key = secrets.token_hex(16)  # 32 characters
         self.nntp_port = nntp_port
         self.connections = connections
+        self.max_active = max_active
+        self.tls = tls
+        self.env = env
+        self.exe = exe
         self.proc: subprocess.Popen[bytes] | None = None
         self.api = Http(self.port, {"X-Api-Key": self.key})
 
@@ -307,16 +321,17 @@ class Matinee:
             'name = "inn2"\n'
             f'host = "{LOOPBACK}"\n'
             f"port = {self.nntp_port}\n"
-            "tls = false\n"
+            f"tls = {'true' if self.tls else 'false'}\n"
             f"connections = {self.connections}\n"
             "\n[downloads]\n"
-            "max_active = 1\n"
+            f"max_active = {self.max_active}\n"
         )
         conf.chmod(0o600)
         with (self.directory / "matinee.log").open("wb") as out:
             self.proc = subprocess.Popen(
-                [matinee_exe(), "serve", "--config", str(conf)],
+                [self.exe or matinee_exe(), "serve", "--config", str(conf)],
                 cwd=self.directory,
+                env=None if self.env is None else {**os.environ, **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -1,9 +1,11 @@
 """A download: the files of an NZB fetched over a pool of servers into sparse files.
 
-Each configured connection is one worker coroutine that keeps ``pipelining`` BODY
-requests in flight. Decoded bytes go straight to their final offset (the decoder's
-FileWriter sink); a RangeSet per file records what is on disk, persisted for resume.
-Readers may ask for byte ranges, which jump the queue.
+Each configured connection is a lane (``nntp.lanes``): it sends as much as the line's
+budget allows (``nntp.line``; at most ``pipelining`` per connection) and hands each reply
+back here. Decoded bytes go straight to their final offset (the decoder's FileWriter
+sink); a RangeSet per file records what is on disk, persisted for resume. Readers may ask
+for byte ranges, which jump the queue; a read that blocks a player is sent at once and
+makes room for itself on the line. The file model is ``nntp.files``.
 
 Which files download is decided by name where names tell (PAR2 volumes wait until a
 repair needs them) and by content where they do not: of a file with a random name only
@@ -18,31 +20,51 @@ import itertools
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
 
 import sabctools
 
-from nntp.connection import NntpConnection, ServerSpec
+from nntp.connection import ServerSpec
 from nntp.errors import ArticleMissing, AuthError, NntpError, TemporaryError, reply_class
-from nntp.names import names_a_media_part
+from nntp.files import (
+    DownloadError,
+    DownloadResult,
+    FileResult,
+    FileTask,
+    Progress,
+    Selection,
+    default_selection,
+)
+from nntp.lanes import MAX_TRANSIENT_ATTEMPTS, Lanes
+from nntp.line import DEFAULT_ARTICLE, Line
 from nntp.nzb import Nzb, NzbFile
 from nntp.par2 import Par2Kind, par2_kind_in_name, read_par2_kind
 from nntp.rangeset import RangeSet
 from nntp.scheduler import Scheduler, SegmentTask, State
 from nntp.state import DownloadState, FileRecord, StateFile, load_state, nzb_fingerprint
 
+# The file model lives in nntp.files; these names stay importable from here.
+__all__ = [
+    "DEFAULT_READAHEAD",
+    "STATE_FILE",
+    "Download",
+    "DownloadError",
+    "DownloadResult",
+    "FileResult",
+    "FileTask",
+    "Progress",
+    "Selection",
+    "default_selection",
+]
+
 log = logging.getLogger(__name__)
 
 STATE_FILE = ".matinee-download.json"
-MAX_TRANSIENT_ATTEMPTS = 3  # per segment and server, before it counts as failed there
-MAX_CONNECT_FAILURES = 5  # consecutive, per server, before the server is given up
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
-IDLE_CLOSE = 30.0  # seconds an idle connection stays open
+WATCHED_FOR = 30.0  # seconds after a reader's last request that a download counts as watched
+_ORDER = itertools.count()  # downloads on one line go first come, first served
 # The state file is written after every 1/STATE_SAVE_SHARE of the download's bytes (within
 # the bounds) and at least every STATE_SAVE_INTERVAL: a kill costs at most that much again
 # (plus the replies in flight), on a 1 GB/s line as on a slow one. A save appends a line
@@ -52,112 +74,6 @@ STATE_SAVE_SHARE = 64
 STATE_SAVE_MIN, STATE_SAVE_MAX = 1 << 20, 64 << 20
 DEFAULT_READAHEAD = 8 * 1024 * 1024
 EDGE_BYTES = 1024 * 1024 + 65536  # a little over the 1 MiB the job waits for at each end
-# yEnc grows data by ~2 % plus headers; used to guess sizes before the first reply.
-YENC_OVERHEAD = 1.03
-
-# What to do with a file at the start: download it, park it until asked for, or fetch its
-# first segment and decide by content ("probe": the name says nothing).
-Selection = Literal["fetch", "park", "probe"]
-
-
-class DownloadError(NntpError):
-    """The download cannot go on (every server refused, the disk failed)."""
-
-
-@dataclass(eq=False)
-class FileTask:
-    index: int
-    nzb_file: NzbFile
-    path: Path
-    tasks: list[SegmentTask]
-    ranges: RangeSet = field(default_factory=RangeSet)
-    size: int | None = None  # from =ybegin size=, once a reply arrived
-    part_size: int | None = None  # decoded bytes of a full (non-last) part
-    selected: bool = True
-    probing: bool = False  # its first segment decides whether it is selected
-    par2: Par2Kind | None = None  # by name, or by content once probed
-    writer: sabctools.FileWriter | None = None
-    failed: set[int] = field(default_factory=set)
-    # NZB sizes summed segment by segment, for estimates before the first reply.
-    _cumulative: list[int] = field(default_factory=list, repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.nzb_file.name
-
-    @property
-    def estimated_size(self) -> int:
-        if self.size is not None:
-            return self.size
-        return int(self.cumulative[-1] / YENC_OVERHEAD)
-
-    @property
-    def cumulative(self) -> list[int]:
-        """NZB sizes summed segment by segment (computed once: files have thousands)."""
-        if len(self._cumulative) != len(self.tasks) + 1:
-            self._cumulative = list(
-                itertools.accumulate((t.segment.bytes for t in self.tasks), initial=0)
-            )
-        return self._cumulative
-
-    @property
-    def complete(self) -> bool:
-        return self.size is not None and self.ranges.contains(0, self.size)
-
-    def offset_of(self, index: int) -> int:
-        """Where segment ``index`` starts (exact for uniform parts, estimated before)."""
-        if self.part_size:
-            return index * self.part_size
-        cumulative = self.cumulative
-        total = cumulative[-1] or 1
-        return int(cumulative[min(index, len(self.tasks))] / total * self.estimated_size)
-
-    def tasks_for(self, start: int, end: int) -> list[SegmentTask]:
-        """The segments that cover [start, end), by estimate; callers loop until served."""
-        n = len(self.tasks)
-        if n == 0 or end <= start:
-            return []
-        if self.part_size:
-            first = min(n - 1, start // self.part_size)
-            last = min(n - 1, (end - 1) // self.part_size)
-        else:
-            first = 0
-            while first + 1 < n and self.offset_of(first + 1) <= start:
-                first += 1
-            last = first
-            while last + 1 < n and self.offset_of(last + 1) < end:
-                last += 1
-        return self.tasks[first : last + 1]
-
-
-@dataclass(frozen=True)
-class FileResult:
-    name: str
-    path: str
-    size: int
-    complete: bool
-    missing_segments: int
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    bytes: int  # decoded bytes fetched in this run (resumed bytes not counted)
-    seconds: float
-    files: tuple[FileResult, ...]
-    missing_segments: int
-    server_errors: dict[str, str]
-
-    @property
-    def complete(self) -> bool:
-        return self.missing_segments == 0 and all(f.complete for f in self.files)
-
-
-@dataclass
-class Progress:
-    bytes_done: int = 0  # on disk, all runs
-    bytes_total: int = 0
-    bytes_this_run: int = 0
-    speed_bps: float = 0.0
 
 
 class Download:
@@ -171,6 +87,7 @@ class Download:
         *,
         select: Callable[[NzbFile], Selection] | None = None,
         state_file: Path | None = None,
+        line: Line | None = None,
     ) -> None:
         if not servers:
             raise DownloadError("no Usenet server is configured")
@@ -179,7 +96,11 @@ class Download:
         self.servers = sorted(servers, key=lambda s: s.priority)
         priorities = sorted({s.priority for s in self.servers})
         levels = [[s.name for s in self.servers if s.priority == p] for p in priorities]
-        self.scheduler = Scheduler(levels)
+        self.scheduler = Scheduler(levels, on_work=self._work_queued)
+        # The line to the providers: shared with the other downloads when given (the job
+        # manager's), else this download's own.
+        self._own_line = line is None
+        self.line = line or Line()
         self.state_file = state_file or out_dir / STATE_FILE
         choose = select or default_selection
         self.files: list[FileTask] = []
@@ -206,11 +127,27 @@ class Download:
         self._complete = asyncio.Event()
         self._fatal: BaseException | None = None
         self._closing = False
-        self._workers: list[asyncio.Task[None]] = []
         self._aux: list[asyncio.Task[None]] = []
         self._probes: set[asyncio.Task[None]] = set()
-        self._connect_failures: dict[str, int] = {}
-        self._live: set[NntpConnection] = set()
+        self._readers = 0  # reader requests holding priority now
+        self._watched_until = 0.0
+        self._order = next(_ORDER)
+        # What an article of this post weighs on the wire (the budget's unit).
+        article = max((seg.bytes for f in nzb.files for seg in f.segments), default=DEFAULT_ARTICLE)
+        self._lanes = Lanes(
+            self.line,
+            self.servers,
+            self.scheduler,
+            self.files,
+            article=article,
+            backoff=(BACKOFF_START, BACKOFF_MAX),
+            priority=self.priority,
+            halted=lambda: self._closing or self._fatal is not None,
+            on_reply=self._handle,
+            on_failed=self._segment_failed,
+            on_give_up=self._give_up_server,
+            on_fatal=self._fail,
+        )
         self._state = DownloadState(nzb_fingerprint(nzb))
         self._state_log = StateFile(self.state_file)
         self._state_dirty = False
@@ -251,9 +188,9 @@ class Download:
         self._update_totals()
         if self._remaining == 0:
             self._complete.set()
-        for spec in self.servers:
-            for slot in range(spec.connections):
-                self._workers.append(asyncio.create_task(self._worker(spec, slot + 1)))
+        # Read when it starts (tests shorten them).
+        self._lanes.backoff = (BACKOFF_START, BACKOFF_MAX)
+        self._lanes.start()
         self._aux.append(asyncio.create_task(self._saver()))
 
     @staticmethod
@@ -277,12 +214,14 @@ class Download:
         self._closing = True
         self._complete.set()
         self.scheduler.wake_all()
-        tasks = [*self._workers, *self._aux, *self._probes]
+        tasks = [*self._aux, *self._probes]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._workers.clear()
         self._aux.clear()
+        await self._lanes.close()
+        if self._own_line:
+            await self.line.close()
         for f in self.files:
             if f.writer is not None:
                 f.writer.close()
@@ -398,11 +337,14 @@ class Download:
                 self._complete.clear()
         held = self.scheduler.want(wanted)
         released = False
+        self._readers += 1
+        self._watched_until = time.monotonic() + WATCHED_FOR
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
+                self._readers -= 1
                 self.scheduler.release(held)
 
         return release
@@ -430,6 +372,7 @@ class Download:
         while not f.ranges.contains(start, end):
             self._raise_if_stopped()
             release = self.prioritise(index, start, end, readahead)
+            self._lanes.expedite(f.tasks_for(start, end))
             try:
                 # The segment estimate may be off before sizes are known: re-check when
                 # anything of this file lands, not only when the whole range does.
@@ -448,119 +391,26 @@ class Download:
             finally:
                 release()
 
-    # -- workers -----------------------------------------------------------------
-    async def _worker(self, spec: ServerSpec, slot: int) -> None:
-        name = spec.name
-        conn: NntpConnection | None = None
-        inflight: deque[tuple[SegmentTask, asyncio.Future[sabctools.NNTPResponse]]] = deque()
-        backoff = BACKOFF_START
-        try:
-            # Workers outlive a pass: a reader or a repair may add work after completion.
-            while not self._closing and not self.scheduler.is_disabled(name):
-                task = self.scheduler.pop(name) if len(inflight) < spec.pipelining else None
-                if task is None:
-                    if inflight:
-                        assert conn is not None
-                        if not await self._settle(spec, conn, inflight):
-                            conn = None
-                            await asyncio.sleep(backoff)
-                            backoff = min(BACKOFF_MAX, backoff * 2)
-                        else:
-                            backoff = BACKOFF_START
-                        continue
-                    try:
-                        await asyncio.wait_for(self.scheduler.wait_for_work(name), IDLE_CLOSE)
-                    except TimeoutError:
-                        if conn is not None:
-                            await conn.quit()
-                            self._live.discard(conn)
-                            conn = None
-                    continue
-                if conn is None or not conn.connected:
-                    conn = NntpConnection(spec, slot)
-                    try:
-                        await conn.connect()
-                        self._connect_failures[name] = 0
-                        self._live.add(conn)
-                    except AuthError as exc:
-                        self.scheduler.retry_later(task)
-                        self._give_up_server(spec, str(exc))
-                        return
-                    except NntpError as exc:
-                        conn = None
-                        self.scheduler.retry_later(task)
-                        fails = self._connect_failures.get(name, 0) + 1
-                        self._connect_failures[name] = fails
-                        log.warning("%s: %s (attempt %d)", name, exc, fails)
-                        if fails >= MAX_CONNECT_FAILURES * spec.connections:
-                            self._give_up_server(spec, str(exc))
-                            return
-                        await asyncio.sleep(backoff)
-                        backoff = min(BACKOFF_MAX, backoff * 2)
-                        continue
-                f = self.files[task.file_index]
-                if f.writer is None:
-                    f.writer = sabctools.FileWriter(f.path)
-                inflight.append((task, conn.body(task.segment.message_id, f.writer)))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug or the disk: stop the whole download, loudly
-            log.exception("download worker failed")
-            self._fail(exc)
-        finally:
-            for task, fut in inflight:
-                fut.cancel()
-                if task.state is State.IN_FLIGHT:
-                    self.scheduler.retry_later(task)
-            if conn is not None:
-                conn.close()
-                self._live.discard(conn)
+    # -- the line ----------------------------------------------------------------
+    def priority(self) -> tuple[int, int]:
+        """For the line: readers waiting first, then downloads being watched, then the
+        others in the order they started."""
+        if self._readers:
+            return (0, self._order)
+        if time.monotonic() < self._watched_until:
+            return (1, self._order)
+        return (2, self._order)
 
-    async def _settle(
-        self,
-        spec: ServerSpec,
-        conn: NntpConnection,
-        inflight: deque[tuple[SegmentTask, asyncio.Future[sabctools.NNTPResponse]]],
-    ) -> bool:
-        """Wait for the oldest reply and act on it; False when the connection died."""
-        task, fut = inflight[0]
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                response = await asyncio.wait_for(asyncio.shield(fut), spec.timeout)
-                break
-            except TimeoutError:
-                if loop.time() - conn.last_activity < spec.timeout:
-                    continue  # slow but moving
-                log.warning(
-                    "%s#%d: no data for %g s, reconnecting", spec.name, conn.number, spec.timeout
-                )
-                conn.close()
-            except NntpError:
-                pass
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                response = fut.result()
-                break
-            # The connection is gone: everything in flight goes back to the queue.
-            for t, f in inflight:
-                if not f.done():
-                    f.cancel()
-                t.attempts += 1
-                if t.attempts >= MAX_TRANSIENT_ATTEMPTS:
-                    self._segment_failed(t, spec.name, "connection lost repeatedly")
-                else:
-                    self.scheduler.retry_later(t)
-            inflight.clear()
-            conn.close()
-            self._live.discard(conn)
-            return False
-        inflight.popleft()
-        self._handle(spec, task, response)
-        return True
+    def _work_queued(self) -> None:
+        self._lanes.work_queued()
 
+    # -- replies -----------------------------------------------------------------
     def _handle(self, spec: ServerSpec, task: SegmentTask, r: sabctools.NNTPResponse) -> None:
         code = r.status_code
         f = self.files[task.file_index]
+        stats = self.line.stats_for(spec)
+        if task.state is not State.IN_FLIGHT:
+            return  # answered already (a copy requested elsewhere came first)
         if code == 222:
             if r.sink_failed:
                 err = r.sink_error
@@ -572,14 +422,20 @@ class Download:
             if good and r.part_end > r.file_size:
                 good = False
             if not good:
+                stats.errors += 1
                 self._segment_failed(task, spec.name, "corrupt article (CRC mismatch)")
                 return
+            stats.articles += 1
+            stats.bytes += r.bytes_decoded
             self._segment_done(f, task, r)
             return
         kind = reply_class(code)
         if kind is ArticleMissing:
+            stats.missing += 1
             self._segment_failed(task, spec.name, "missing")
-        elif kind is AuthError:
+            return
+        stats.errors += 1
+        if kind is AuthError:
             self.scheduler.retry_later(task)
             self._give_up_server(spec, f"{spec.name} wants a login: {r.message}")
         elif kind is TemporaryError:
@@ -658,6 +514,7 @@ class Download:
             self._fatal = exc
         self._complete.set()
         self.scheduler.wake_all()
+        self._lanes.wake_all()
         for f in self.files:
             f.ranges.cancel_waiters(exc)
 
@@ -674,7 +531,7 @@ class Download:
     @property
     def connections(self) -> int:
         """Connections open now."""
-        return sum(1 for c in self._live if c.connected)
+        return self._lanes.connections
 
     def rate(self) -> float:
         """Bytes per second over the last few seconds (call it periodically)."""
@@ -738,15 +595,3 @@ class Download:
                 for i in range(start, end):
                     f.tasks[i].state = State.DONE
             self.progress.bytes_done += f.ranges.total
-
-
-def default_selection(nzb_file: NzbFile) -> Selection:
-    """Everything but PAR2 recovery volumes, which are fetched only when a repair needs them.
-
-    Files whose names do not say they are a video, a RAR volume or a PAR2 file (obfuscated
-    posts) are probed: a recovery volume is known by its packets, not by its name.
-    """
-    name = nzb_file.name
-    if par2_kind_in_name(name) == "volume":
-        return "park"
-    return "fetch" if names_a_media_part(name) else "probe"

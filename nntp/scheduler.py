@@ -13,7 +13,7 @@ import enum
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from nntp.nzb import Segment
@@ -57,7 +57,9 @@ class SegmentTask:
 class Scheduler:
     """Priority queues of segments per server level, with wake-ups for idle workers."""
 
-    def __init__(self, levels: Sequence[Sequence[str]]) -> None:
+    def __init__(
+        self, levels: Sequence[Sequence[str]], on_work: Callable[[], None] | None = None
+    ) -> None:
         # levels[i] = names of the servers sharing the i-th lowest priority value
         self.levels = [tuple(names) for names in levels]
         self._level_of = {name: i for i, names in enumerate(self.levels) for name in names}
@@ -67,6 +69,8 @@ class Scheduler:
         self._seq = itertools.count()
         self._urgent_seq = itertools.count(1)
         self._disabled: set[str] = set()
+        # Told whenever work is queued, so that connections with room can take it.
+        self._on_work = on_work
 
     # -- feeding -----------------------------------------------------------------
     def push(self, task: SegmentTask) -> None:
@@ -74,6 +78,8 @@ class Scheduler:
         task.key = task.compute_key()
         heapq.heappush(self._heaps[task.level], (task.key, next(self._seq), task))
         self._events[task.level].set()
+        if self._on_work is not None:
+            self._on_work()
 
     def reprioritise(self, task: SegmentTask) -> None:
         """Re-queue a pending task under its new key; the old heap entry goes stale."""
@@ -131,8 +137,30 @@ class Scheduler:
         self._events[self._level_of[server]].clear()
         return None
 
+    def can_serve(self, task: SegmentTask, server: str) -> bool:
+        """Whether a connection of ``server`` may fetch ``task`` now."""
+        return (
+            self._level_of.get(server) == task.level
+            and server not in task.tried
+            and server not in self._disabled
+        )
+
+    def take(self, task: SegmentTask) -> None:
+        """Mark a pending task in flight out of turn (a reader is blocked on it); its queue
+        entries go stale."""
+        assert task.state is State.PENDING
+        task.state = State.IN_FLIGHT
+
+    def has_work(self, server: str) -> bool:
+        """Whether anything may be queued for ``server`` (stale entries included)."""
+        return bool(self._retry[server]) or bool(self._heaps[self._level_of[server]])
+
     async def wait_for_work(self, server: str) -> None:
-        await self._events[self._level_of[server]].wait()
+        """Until something may be queued for ``server``."""
+        event = self._events[self._level_of[server]]
+        while not self.has_work(server):
+            event.clear()
+            await event.wait()
 
     def wake_all(self) -> None:
         for ev in self._events:
@@ -159,6 +187,8 @@ class Scheduler:
                 for name in untried:
                     self._retry[name].append(task)
                 self._events[task.level].set()
+                if self._on_work is not None:
+                    self._on_work()
                 return True
             task.level += 1
             if task.level < len(self.levels):

@@ -176,6 +176,34 @@ async def test_auto_mode_moves_on_when_articles_are_missing(world: World) -> Non
     assert all(e["at"].endswith("Z") for e in log)
 
 
+async def test_watch_logs_in_while_the_indexers_are_searched(world: World) -> None:
+    world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE")
+    world.geek.delay = 1.0  # a slow indexer
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    async with asyncio.timeout(5):
+        while world.nntp.connections_total < 2:
+            await asyncio.sleep(0.01)
+    # Connected before the indexer answered: no release chosen yet.
+    assert (await world.get(f"/jobs/{body['job_id']}"))["release_title"] is None
+    world.geek.delay = 0.0
+    await until(world.client, body["job_id"], lambda j: j["status"] == "ready")
+
+
+async def test_auto_mode_skips_a_release_whose_articles_are_gone(world: World) -> None:
+    gone = world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE")
+    world.nntp.missing.update(a.message_id for a in gone)  # taken down
+    world.post("The.Matrix.1999.720p.BluRay.x264-SiNNERS")
+    status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
+    assert status == 202
+    job = await until(world.client, body["job_id"], lambda j: j["status"] == "ready")
+    assert job["release_title"] == "The.Matrix.1999.720p.BluRay.x264-SiNNERS"
+    # Found out by asking (STAT), not by downloading: no BODY of the gone release was sent.
+    asked = {line.split()[0] for _, line in world.nntp.commands if gone[0].message_id in line}
+    assert asked == {"STAT"}, asked
+    assert job["attempt"] == 2
+
+
 async def test_auto_mode_gives_up_after_three_releases(world: World) -> None:
     for r in MATRIX_RELEASES[:3]:
         arts = world.post(r.title)

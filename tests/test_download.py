@@ -267,6 +267,35 @@ async def test_reader_priority_jumps_the_queue(fake_nntp: FakeNntpFactory, tmp_p
             assert f.read(20_000) == data[start : start + 20_000]
 
 
+async def test_a_reader_stuck_behind_a_stalled_connection_is_served_elsewhere(
+    fake_nntp: FakeNntpFactory, tmp_path: Path
+) -> None:
+    """Head of line: a connection that stops sending while a reader waits on it is not
+    waited out for the whole timeout (a minute here); its request goes out again."""
+    data = os.urandom(600_000)
+    nzb_doc, arts = make_post({"m.mkv": data}, part=16 * 1024)
+    victim = arts["m.mkv"][20].message_id
+    srv = await fake_nntp(articles=arts["m.mkv"])
+    srv.stall.add(victim)  # its status line, then nothing
+
+    async def unstall_once_asked() -> None:
+        while not any(victim in line for _, line in srv.commands):
+            await asyncio.sleep(0.01)
+        srv.stall.discard(victim)  # the next request for it is served
+
+    servers = [spec(srv, connections=2, pipelining=2, timeout=60.0)]
+    async with Download(parse_nzb(nzb_doc), tmp_path, servers) as dl:
+        unstall = asyncio.create_task(unstall_once_asked())
+        start = 20 * 16 * 1024
+        async with asyncio.timeout(15):
+            await dl.wait_range(0, start, start + 1000)
+        await unstall
+        with open(tmp_path / "m.mkv", "rb") as f:
+            f.seek(start)
+            assert f.read(1000) == data[start : start + 1000]
+    assert sum(victim in line for _, line in srv.commands) == 2
+
+
 async def test_hostile_nzb_name_stays_inside_out_dir(
     fake_nntp: FakeNntpFactory, tmp_path: Path
 ) -> None:

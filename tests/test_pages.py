@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
+from pathlib import Path
 
 import pytest
 
+from nntp.download import Download
+from nntp.nzb import parse_nzb
 from server.jobs.lifecycle import Failure, MediaKind, Status
-from server.keys import DEMO, STORE
+from server.keys import DEMO, JOBS, STORE
 from server.store.jobs import Media
 from server.ui import checks as status_page
 from server.ui.templates import STATIC_DIR
@@ -25,6 +29,7 @@ from tests.support.fake_tmdb import (
 )
 from tests.support.jobs import step
 from tests.support.site import HTML, Page, Site, StartSite, assert_under_base
+from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 
 PAGES = ["", "search", "search?q=matrix", f"movie/{THE_MATRIX}", "downloads", "status"]
 
@@ -271,6 +276,20 @@ async def test_status_page_lists_services(site: Site) -> None:
     assert "ffmpeg version" in services["ffmpeg"].text  # its own words, from -version
     assert "Connections: 2" in services["Usenet fake"].text
     assert "libx264 on the CPU (preset veryfast, 2 threads)" in services["Video encoder"].text
+
+
+async def test_status_page_shows_what_each_server_did(site: Site, tmp_path: Path) -> None:
+    data = os.urandom(200_000)
+    arts = articles_for_bytes(data, "m.mkv", part_size=50_000)
+    site.nntp.add(arts)
+    site.nntp.missing.add(arts[1].message_id)  # one hole, which the download reports
+    manager = site.app[JOBS]
+    nzb = parse_nzb(build_nzb([NzbEntry.from_articles(arts)]))
+    async with Download(nzb, tmp_path, manager.servers, line=manager.line) as dl:
+        await dl.wait()
+    usenet = (await site.get("status")).one("li", **{"data-service": "Usenet fake"})
+    assert "Since start-up:" in usenet.text
+    assert f"in {len(arts) - 1} articles" in usenet.text and "1 missing" in usenet.text
 
 
 async def test_status_page_says_what_to_fix(start_site: StartSite) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 import pytest
 
-from tests.support.wire import WireProxy
+from tests.support.wire import Shape, WireProxy, mbit
 
 PAYLOAD = os.urandom(3_000_000)
 
@@ -66,3 +67,74 @@ async def test_wait_down_wakes_mid_transfer_and_stop_cuts_connections() -> None:
         assert proxy.down_bytes == 1_000_000
         writer.close()
         release.set()
+
+
+async def serve_on_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Each line `N` asks for N bytes of PAYLOAD."""
+    while line := await reader.readline():
+        writer.write(PAYLOAD[: int(line)])
+        await writer.drain()
+    writer.close()
+
+
+async def fetch(proxy: WireProxy, *sizes: int) -> list[float]:
+    """Open a connection, ask for each size in turn; seconds from the connect to each end."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    reader, writer = await asyncio.open_connection(proxy.host, proxy.port)
+    out = []
+    for n in sizes:
+        writer.write(b"%d\n" % n)
+        assert await reader.readexactly(n) == PAYLOAD[:n]
+        out.append(loop.time() - t0)
+    writer.close()
+    return out
+
+
+async def test_a_line_delays_each_way_and_greets_after_two_round_trips() -> None:
+    server = await asyncio.start_server(serve_on_request, "127.0.0.1", 0)
+    shape = Shape(rtt=0.08)
+    async with server, WireProxy("127.0.0.1", server.sockets[0].getsockname()[1], shape=shape) as p:
+        first, second = await fetch(p, 10, 10)
+        # The connect's handshake (1.5 RTT until the server accepts) plus a round trip.
+        assert first >= 2.5 * shape.rtt - 0.005
+        assert second - first >= shape.rtt - 0.005
+        assert p.delivered_bytes == p.down_bytes == 20
+
+
+async def test_a_line_caps_the_total_and_each_connection() -> None:
+    server = await asyncio.start_server(serve_on_request, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        shape = Shape(rate=mbit(40), per_connection=mbit(20))  # 5 MB/s, 2.5 MB/s each
+        async with WireProxy("127.0.0.1", port, shape=shape) as p:
+            (alone,) = await fetch(p, 1_000_000)
+            assert alone >= 1_000_000 / mbit(20) - 0.02  # one connection: its own cap
+            both = await asyncio.gather(fetch(p, 1_000_000), fetch(p, 1_000_000), fetch(p, 1))
+            # Three at once share the line's 5 MB/s: 2 MB take at least 0.4 s.
+            assert max(t for ts in both for t in ts) >= 2_000_000 / mbit(40) - 0.02
+            # Fair: neither waited for the other to finish.
+            assert abs(both[0][0] - both[1][0]) < 0.15
+
+
+async def test_a_reset_reaches_the_server_one_delay_later() -> None:
+    seen: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def note_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read()
+        seen.append(loop.time())
+        writer.close()
+
+    server = await asyncio.start_server(note_close, "127.0.0.1", 0)
+    shape = Shape(rtt=0.2)
+    async with server, WireProxy("127.0.0.1", server.sockets[0].getsockname()[1], shape=shape) as p:
+        _, writer = await asyncio.open_connection(p.host, p.port)
+        await asyncio.sleep(2 * shape.rtt)  # connected upstream by now
+        writer.transport.abort()
+        gone = loop.time()
+        async with asyncio.timeout(5):
+            while not seen:
+                await asyncio.sleep(0.01)
+        assert seen[0] - gone >= shape.delay - 0.01

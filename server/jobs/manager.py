@@ -25,6 +25,8 @@ from nntp.connection import ServerSpec
 from nntp.download import Download, DownloadError
 from nntp.errors import NntpError
 from nntp.fetch import FetchOutcome, finish_download
+from nntp.health import check_release
+from nntp.line import Line
 from nntp.media import MediaView
 from nntp.nzb import Nzb, NzbError, parse_nzb
 from server.config.settings import Settings
@@ -123,6 +125,9 @@ class JobManager:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self._slots = asyncio.Semaphore(max(1, settings.downloads.max_active))
+        # The household's line: every job's download shares its budget (the job being
+        # watched first) and its warm connections.
+        self.line = Line()
         self._live: dict[str, _Live] = {}
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
@@ -162,6 +167,7 @@ class JobManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.line.close()
 
     async def housekeeping(self) -> None:
         """What nobody needs any more: expired HTTP cache entries and login sessions, and the
@@ -519,6 +525,7 @@ class JobManager:
         job = await self.get(job_id)
         folder = Path(job.dir)
         if job.status == Status.QUEUED and not (folder / NZB_FILE).exists():
+            self.line.warm(self.servers)  # logged in by the time the search is over
             job = await self._choose_release(job)
             if job.status == Status.ERROR:
                 return True
@@ -533,6 +540,12 @@ class JobManager:
         if job.status == Status.QUEUED:
             if self.make_room is not None:
                 await self.make_room(job_id, nzb.bytes)
+            if job.mode == Mode.AUTO:
+                health = await check_release(nzb, self.servers, self.line)
+                if health.hopeless:
+                    return await self._give_up_release(
+                        job, live, f"its articles are gone ({health.describe()})", Failure.USENET
+                    )
             job = self._changed(await self.store.jobs.start_download(job_id))
             await self.store.events.add(job_id, "downloading", "download started")
         if job.status == Status.DOWNLOADING:
@@ -635,7 +648,7 @@ class JobManager:
         return False
 
     async def _download(self, job: Job, nzb: Nzb, files_dir: Path, live: _Live) -> FetchOutcome:
-        dl = Download(nzb, files_dir, self.servers)
+        dl = Download(nzb, files_dir, self.servers, line=self.line)
         await dl.start()
         live.download = dl
         finder = asyncio.create_task(self._find_media(job.job_id, dl, live))

@@ -17,6 +17,7 @@ from typing import Any
 
 from nntp.connection import ServerSpec
 from nntp.errors import AuthError, TemporaryError
+from nntp.line import ServerStats
 from server.config.settings import (
     DownloadsConfig,
     IPNetwork,
@@ -153,8 +154,14 @@ async def check_indexers(indexers: Indexers, settings: Settings) -> list[dict[st
     return lines
 
 
-async def check_usenet(servers: Sequence[ServerSpec], *, busy: bool) -> list[dict[str, Any]]:
-    """``busy``: downloads are running (a refused connection may be the plan's limit)."""
+async def check_usenet(
+    servers: Sequence[ServerSpec],
+    *,
+    busy: bool,
+    stats: Mapping[str, ServerStats] | None = None,
+) -> list[dict[str, Any]]:
+    """``busy``: downloads are running (a refused connection may be the plan's limit);
+    ``stats``: what each server did since start-up (the job manager's line)."""
     if not servers:
         return [
             check(
@@ -175,6 +182,14 @@ async def check_usenet(servers: Sequence[ServerSpec], *, busy: bool) -> list[dic
             f"Connections: {spec.connections}",
             f"Priority: {spec.priority}",
         ]
+        done = (stats or {}).get(spec.name)
+        if done is not None and (done.articles or done.missing or done.errors):
+            rtt = f", round trip {done.rtt * 1000:.0f} ms" if done.rtt is not None else ""
+            details.append(
+                f"Since start-up: {format_size(done.bytes)} in {done.articles} articles at "
+                f"{format_size(round(done.speed_bps))}/s, {done.missing} missing, "
+                f"{done.errors} errors{rtt}"
+            )
         if error is None:
             login = " and accepted the login" if spec.username else ""
             lines.append(check(name, "ok", f"Answered{login}.", None, details))

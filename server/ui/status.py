@@ -29,7 +29,9 @@ async def status(request: web.Request) -> web.StreamResponse:
     tmdb, indexers, usenet, disk, r2, tools = await asyncio.gather(
         check_tmdb(discovery.tmdb),
         check_indexers(discovery.indexers, settings),
-        check_usenet(request.config_dict[JOBS].servers, busy=busy),
+        check_usenet(
+            request.config_dict[JOBS].servers, busy=busy, stats=request.config_dict[JOBS].line.stats
+        ),
         check_disk(settings.downloads),
         check_r2(settings.r2, _mirror_problem(request.config_dict[MIRROR])),
         check_tools(),
