@@ -6,7 +6,12 @@ layer may hold it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 #: Seconds: from a Watch (or an NZB) to the first moment the movie can play.
 PLAYABLE_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
@@ -14,9 +19,55 @@ PLAYABLE_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
+class ServerCounts(Protocol):
+    """What one Usenet server did since start-up (``nntp.line.ServerStats`` is one)."""
+
+    name: str
+    bytes: int  # decoded
+    articles: int  # fetched whole
+    missing: int
+    errors: int
+
+
+class _ServerCounters(Collector):
+    """The engine's own per-server counts, read when Prometheus asks: nothing is counted
+    twice, and the engine's hot path knows nothing of Prometheus."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[ServerCounts]] = tuple
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield from self._families(self.source())
+
+    @staticmethod
+    def _families(servers: Iterable[ServerCounts] = ()) -> Iterator[CounterMetricFamily]:
+        downloaded = CounterMetricFamily(
+            "matinee_downloaded_bytes",
+            "Decoded bytes fetched from Usenet, by server.",
+            labels=["server"],
+        )
+        articles = CounterMetricFamily(
+            "matinee_articles",
+            "Articles asked for, by server and outcome (ok; missing: not on that server;"
+            " error: corrupt, or the server failed).",
+            labels=["server", "outcome"],
+        )
+        for s in servers:
+            downloaded.add_metric([s.name], s.bytes)
+            for outcome, n in (("ok", s.articles), ("missing", s.missing), ("error", s.errors)):
+                articles.add_metric([s.name, outcome], n)
+        yield downloaded
+        yield articles
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        self._servers = _ServerCounters()
+        registry.register(self._servers)
         self.jobs = Gauge("matinee_jobs", "Jobs by status.", ["status"], registry=registry)
         self.download_speed = Gauge(
             "matinee_download_speed_bytes_per_second",
@@ -25,18 +76,6 @@ class Metrics:
         )
         self.disk_free = Gauge(
             "matinee_disk_free_bytes", "Free space on the downloads' disk.", registry=registry
-        )
-        self.downloaded = Counter(
-            "matinee_downloaded_bytes",
-            "Decoded bytes fetched from Usenet, by server.",
-            ["server"],
-            registry=registry,
-        )
-        self.articles = Counter(
-            "matinee_articles",
-            "Articles asked for, by server and outcome (ok, missing, crc, error).",
-            ["server", "outcome"],
-            registry=registry,
         )
         self.to_playable = Histogram(
             "matinee_watch_to_playable_seconds",
@@ -88,3 +127,7 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+
+    def count_servers(self, source: Callable[[], Iterable[ServerCounts]]) -> None:
+        """Where ``matinee_downloaded_bytes`` and ``matinee_articles`` are read from."""
+        self._servers.source = source

@@ -75,6 +75,37 @@ async def test_metrics_in_prometheus_text(
     assert seen[("matinee_watch_to_playable_seconds_count", ())] == 1
     assert seen[("matinee_media_first_byte_seconds_count", ())] >= 1
     assert seen[("matinee_disk_free_bytes", ())] > 0
+    # What the Usenet server gave, as the engine counted it: every byte, every article.
+    (server,) = {
+        dict(labels)["server"] for (name, labels) in seen if name == "matinee_articles_total"
+    }
+    assert seen[("matinee_downloaded_bytes_total", (("server", server),))] == len(data)
+    ok, missing = (
+        (("outcome", "ok"), ("server", server)),
+        (("outcome", "missing"), ("server", server)),
+    )
+    assert seen[("matinee_articles_total", ok)] == len(arts)
+    assert seen[("matinee_articles_total", missing)] == 0
+
+
+async def test_metrics_count_articles_a_server_lacks(
+    start_app: Start, fake_nntp: FakeNntpFactory, tmp_path: Path
+) -> None:
+    data = os.urandom(300_000)
+    nzb, arts = post_of(data, "Film.2020.mkv")
+    srv = await fake_nntp(articles=arts)
+    srv.missing.add(arts[1].message_id)  # no PAR2: the job fails
+    client = await start_app(settings_for(tmp_path, srv))
+    job_id = await submit(client, nzb)
+    await until(client, job_id, lambda j: j["status"] == "error", may_fail=True)
+    seen = samples(await (await client.get("/metrics", headers=HEADERS)).text())
+    by_outcome = {
+        dict(labels)["outcome"]: value
+        for (name, labels), value in seen.items()
+        if name == "matinee_articles_total"
+    }
+    assert by_outcome["missing"] >= 1
+    assert by_outcome["ok"] == len(arts) - 1
 
 
 async def test_metrics_for_the_household_without_a_key_when_configured(

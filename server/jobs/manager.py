@@ -128,6 +128,7 @@ class JobManager:
         # The household's line: every job's download shares its budget (the job being
         # watched first) and its warm connections.
         self.line = Line()
+        self.metrics.count_servers(lambda: list(self.line.stats.values()))
         self._live: dict[str, _Live] = {}
         self._closing = False
         self._reaper: asyncio.Task[None] | None = None
