@@ -422,7 +422,7 @@ class Download:
             if good and r.part_end > r.file_size:
                 good = False
             if not good:
-                stats.errors += 1
+                stats.corrupt += 1
                 self._segment_failed(task, spec.name, "corrupt article (CRC mismatch)")
                 return
             stats.articles += 1

@@ -104,7 +104,8 @@ class ServerStats:
     bytes: int = 0  # decoded article bytes
     articles: int = 0
     missing: int = 0  # 430: not on this server
-    errors: int = 0  # corrupt articles, temporary failures, dropped connections
+    corrupt: int = 0  # articles whose CRC or yEnc part did not match
+    errors: int = 0  # temporary failures, dropped connections
     connects: int = 0
     rtt: float | None = None  # seconds, the smallest seen lately
     busy_seconds: float = 0.0  # time with at least one request in flight
@@ -121,6 +122,7 @@ class ServerStats:
             "bytes": self.bytes,
             "articles": self.articles,
             "missing": self.missing,
+            "corrupt": self.corrupt,
             "errors": self.errors,
             "connects": self.connects,
             "rtt_ms": None if self.rtt is None else round(self.rtt * 1000, 1),

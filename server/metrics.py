@@ -26,6 +26,7 @@ class ServerCounts(Protocol):
     bytes: int  # decoded
     articles: int  # fetched whole
     missing: int
+    corrupt: int
     errors: int
 
 
@@ -52,12 +53,13 @@ class _ServerCounters(Collector):
         articles = CounterMetricFamily(
             "matinee_articles",
             "Articles asked for, by server and outcome (ok; missing: not on that server;"
-            " error: corrupt, or the server failed).",
+            " crc: corrupt; error: the server failed, or the connection to it).",
             labels=["server", "outcome"],
         )
         for s in servers:
             downloaded.add_metric([s.name], s.bytes)
-            for outcome, n in (("ok", s.articles), ("missing", s.missing), ("error", s.errors)):
+            outcomes = ("ok", s.articles), ("missing", s.missing), ("crc", s.corrupt)
+            for outcome, n in (*outcomes, ("error", s.errors)):
                 articles.add_metric([s.name, outcome], n)
         yield downloaded
         yield articles

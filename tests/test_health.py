@@ -88,13 +88,14 @@ async def test_metrics_in_prometheus_text(
     assert seen[("matinee_articles_total", missing)] == 0
 
 
-async def test_metrics_count_articles_a_server_lacks(
+async def test_metrics_count_articles_a_server_lacks_or_corrupts(
     start_app: Start, fake_nntp: FakeNntpFactory, tmp_path: Path
 ) -> None:
     data = os.urandom(300_000)
     nzb, arts = post_of(data, "Film.2020.mkv")
     srv = await fake_nntp(articles=arts)
     srv.missing.add(arts[1].message_id)  # no PAR2: the job fails
+    srv.corrupt.add(arts[2].message_id)
     client = await start_app(settings_for(tmp_path, srv))
     job_id = await submit(client, nzb)
     await until(client, job_id, lambda j: j["status"] == "error", may_fail=True)
@@ -104,8 +105,8 @@ async def test_metrics_count_articles_a_server_lacks(
         for (name, labels), value in seen.items()
         if name == "matinee_articles_total"
     }
-    assert by_outcome["missing"] >= 1
-    assert by_outcome["ok"] == len(arts) - 1
+    assert by_outcome["missing"] >= 1 and by_outcome["crc"] >= 1
+    assert by_outcome["ok"] == len(arts) - 2
 
 
 async def test_metrics_for_the_household_without_a_key_when_configured(
