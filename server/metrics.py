@@ -17,6 +17,8 @@ from prometheus_client.registry import Collector
 PLAYABLE_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 #: Seconds: a range request's first byte, and a wait for bytes not downloaded yet.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+#: Film seconds per second: an HLS output's speed (1 = real time).
+SPEED_BUCKETS = (0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10, 20, 50)
 
 
 class ServerCounts(Protocol):
@@ -104,6 +106,14 @@ class Metrics:
             "matinee_hls_segment_seconds",
             "From an HLS segment request to the segment (made now, or already made).",
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.hls_speed = Histogram(
+            "matinee_hls_speed",
+            "Film seconds an ffmpeg run made per second while it ran unpaused, by kind (copy:"
+            " the video copied; transcode: encoded). Below 1 a player waits for it.",
+            ["kind"],
+            buckets=SPEED_BUCKETS,
             registry=registry,
         )
         self.playback_failures = Counter(

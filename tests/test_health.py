@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.config.settings import Settings
-from tests.support.app import API, HEADERS, Client, post_of, settings_for, submit, until
+from tests.support.app import API, HEADERS, Client, post_of, settings_for, submit, until, wait_for
 from tests.support.capabilities import CHROMIUM_JSON
 from tests.support.fake_nntp import FakeNntpFactory
 from tests.support.media import ReleaseClips
@@ -141,3 +141,16 @@ async def test_metrics_of_hls_sessions(
     assert seen[("matinee_hls_sessions", ())] == 1
     assert seen[("matinee_hls_segment_seconds_count", ())] == 1
     assert seen[("matinee_playback_failures_total", ())] == 0
+
+    # ffmpeg's speed, told once for its run (at its first pause or its end): a copy of the
+    # video with the sound converted runs far faster than the film plays.
+    copy = (("kind", "copy"),)
+    count, total = ("matinee_hls_speed_count", copy), ("matinee_hls_speed_sum", copy)
+
+    async def told() -> bool:
+        nonlocal seen
+        seen = samples(await (await client.get("/metrics", headers=HEADERS)).text())
+        return seen.get(count, 0) > 0
+
+    await wait_for(told, within=30)
+    assert seen[count] == 1 and seen[total] / seen[count] > 2

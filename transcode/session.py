@@ -116,7 +116,14 @@ class _Run:
         # Film time before which the run's pieces were deleted (the player passed them): a
         # segment there is no longer produced, and asking for it again restarts ffmpeg.
         self.pruned_before = -math.inf
+        self.started = time.monotonic()
+        self.timed = False  # its speed was reported
         self._mtime_ns = -1
+
+    @property
+    def made_until(self) -> float:
+        """Film time up to which it has written pieces."""
+        return self.pieces[-1].start + self.pieces[-1].duration if self.pieces else self.start
 
     @property
     def alive(self) -> bool:
@@ -167,8 +174,12 @@ class HlsSession:
         buffer_ahead: float = BUFFER_AHEAD,
         segment_timeout: float = SEGMENT_TIMEOUT,
         io_timeout: float | None = None,
+        on_speed: Callable[[float], object] | None = None,
     ) -> None:
         self.source = source
+        #: Told, once per ffmpeg run, the film seconds it made per second while it ran
+        #: unpaused (at its first pause, its end, or when it is stopped).
+        self.on_speed = on_speed
         self.output = output
         self.directory = directory
         self.ffmpeg = ffmpeg
@@ -331,8 +342,17 @@ class HlsSession:
             self._watcher = asyncio.create_task(self._watch())
 
     async def _stop(self, run: _Run) -> None:
+        self._time(run)
         if run.process is not None:
             await run.process.kill()
+
+    def _time(self, run: _Run) -> None:
+        if run.timed or not run.pieces or self.on_speed is None:
+            return
+        run.timed = True
+        wall = time.monotonic() - run.started
+        if wall > 0:
+            self.on_speed((run.made_until - run.start) / wall)
 
     def _current(self) -> _Run:
         if self._closed:
@@ -351,6 +371,8 @@ class HlsSession:
                     async with self._changed:
                         self._changed.notify_all()
                 if changed:
+                    if run.ended:
+                        self._time(run)
                     self._steer(run)
             await asyncio.sleep(POLL)
 
@@ -455,10 +477,10 @@ class HlsSession:
                 run.pruned_before = max(run.pruned_before, piece.start + piece.duration)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(run.directory / f"{piece.number}.m4s")
-        made_until = run.pieces[-1].start + run.pieces[-1].duration if run.pieces else run.start
         # Measured from the end of the segment the player waits for: never pause before it.
-        ahead = made_until - self.segments[requested].end
+        ahead = run.made_until - self.segments[requested].end
         if ahead > self.buffer_ahead and not run.paused and run.alive:
+            self._time(run)
             run.process.pause()
             run.paused = True
         elif ahead <= self.buffer_ahead / 2 and run.paused:

@@ -121,6 +121,9 @@ class Playback:
         except BadOutput as exc:
             raise NotFound(f"no stream {output!r} for job {job_id}: {exc}") from None
 
+        kind = "copy" if hls_output.copy_video else "transcode"
+        speed = self.jobs.metrics.hls_speed.labels(kind).observe
+
         async def make(directory: Path) -> HlsSession:
             return HlsSession(
                 source,
@@ -128,6 +131,7 @@ class Playback:
                 directory,
                 keyframes=facts.keyframes,
                 duration=facts.readable().duration,
+                on_speed=speed,
             )
 
         session = await self.sessions.open(f"{job_id}-{output}", make)
