@@ -71,7 +71,8 @@ async def film_of(request: web.Request, job_id: str, *, job: Job | None = None) 
     view = app[JOBS].view(job_id)
     if view is not None:
         return Film(view, loopback_source(request, job_id, view), remote=False)
-    job = job or await app[JOBS].get(job_id)
+    if job is None:
+        job = await app[JOBS].get(job_id)
     if not only_in_r2(job, app[SETTINGS].r2):
         return None
     mirror = app[MIRROR]
