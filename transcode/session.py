@@ -337,7 +337,9 @@ class HlsSession:
         run.process = process
         self._run = run
         self._error = None
-        log.debug("hls run %d from segment %d (%.3f s): %s", run.number, first, start, argv)
+        # The source is left out: its URL may carry a credential (a token, a presigned link).
+        shown = ["<source>" if arg == self.source else arg for arg in argv]
+        log.debug("hls run %d from segment %d (%.3f s): %s", run.number, first, start, shown)
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch())
 

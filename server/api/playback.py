@@ -4,7 +4,9 @@ film, and the URLs) and the household's playback preferences (audio and subtitle
 A stream answer is decided per request: from the capabilities the player measured
 (``?capabilities=``), the film's streams (probed once), an explicit ``?audio=`` track or the
 preferred languages, and an image subtitle to burn in (``?burn=``, which makes it a
-transcode). ``kind`` is ``progressive`` or ``file`` (the file itself, byte ranges) or ``hls``.
+transcode). ``kind`` is ``progressive`` or ``file`` (the file itself, byte ranges), ``r2`` (the
+file itself, presigned in R2) or ``hls``. A film only R2 still has plans the same way: ffprobe
+and ffmpeg read it there (``server.http.film``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from aiohttp import web
 from server.api.params import is_job_id, json_body
 from server.api.shapes import iso
 from server.errors import Conflict, InvalidInput, NotFound
+from server.http.film import film_of
 from server.http.forwarded import is_trusted, parse_address
-from server.http.hls import hls_path, loopback_source, subtitle_path
+from server.http.hls import hls_path, subtitle_path
 from server.http.tokens import sign
 from server.jobs.failures import failure_error
 from server.jobs.lifecycle import Status, can_play
@@ -73,50 +76,24 @@ async def _r2_link(request: web.Request, job: Job) -> tuple[str, float] | None:
     return await request.config_dict[MIRROR].presign(job)
 
 
-async def _from_r2(request: web.Request, job: Job) -> dict[str, Any] | None:
-    """The answer for a film only R2 holds: the file as it is (no HLS without a local copy)."""
-    link = await _r2_link(request, job)
-    if link is None or job.media_name is None:
-        return None
-    url, until = link
-    preferences = await request.config_dict[STORE].preferences.get_all()
-    return {
-        "job_id": job.job_id,
-        "url": url,
-        "kind": "r2",
-        "plan": "direct",
-        "reasons": ["played from R2: the local copy was deleted ([retention] local_hours)"],
-        "description": job.media_name,
-        "content_type": job.content_type or "application/octet-stream",
-        "size": job.media_size,
-        "duration": None,
-        "media_url": url,
-        "audio_tracks": [],
-        "subtitles": [],
-        "preferences": preference_json(preferences),
-        "expires_at": iso(until),
-    }
-
-
 @routes.get("/movies/{id}/stream")
 async def stream(request: web.Request) -> web.Response:
     job = await _job_of(request)
     app = request.config_dict
     manager = app[JOBS]
-    view = manager.view(job.job_id)
     if job.status == Status.ERROR:
         raise failure_error(job)
     if job.status == Status.DELETED:
         raise Conflict(f"job {job.job_id} was deleted: its files are gone")
-    if not job.has_local and (remote := await _from_r2(request, job)):
-        return web.json_response(remote)  # the local copy is gone: R2 has the film
-    if not can_play(job.status, job.playable) or view is None:
+    film = await film_of(request, job.job_id, job=job)
+    if film is None or not (film.remote or can_play(job.status, job.playable)):
         why = f"the job is {job.status.value}"
         if job.status in (Status.DOWNLOADING, Status.PREPARING) and (
             note := manager.note(job.job_id)
         ):
             why = f"{why}; {note}"
         raise InvalidInput(f"not playable yet ({why}); follow /jobs/{job.job_id}/events")
+    view = film.view
     caps = capabilities_of(request.query, request.headers.get("User-Agent", ""))
     audio, burn = _stream_index(request, "audio"), _stream_index(request, "burn")
 
@@ -128,7 +105,7 @@ async def stream(request: web.Request) -> web.Response:
     media_url = f"{base}media/{job.job_id}/{quote(view.name)}{query}"
 
     playback = app[PLAYBACK]
-    facts = await playback.facts(job.job_id, view, loopback_source(request, job.job_id, view))
+    facts = await playback.facts(job.job_id, view, film.source)
     preferences = await app[STORE].preferences.get_all()
     languages = [preferences["audio_language"]] if "audio_language" in preferences else []
     languages += app[SETTINGS].playback.audio_languages
@@ -138,6 +115,8 @@ async def stream(request: web.Request) -> web.Response:
     if presigned is not None:
         file_url, file_kind = presigned[0], "r2"
         expires = min(expires, int(presigned[1]))
+        if film.remote:
+            media_url = file_url  # /media has no local copy to serve
     if facts.info is None:
         # Not a film ffprobe can read (or not yet): the file as it is, saying so.
         return web.json_response(
@@ -158,6 +137,7 @@ async def stream(request: web.Request) -> web.Response:
                 "expires_at": iso(expires),
             }
         )
+    gone = ["read from R2: the local copy was deleted ([retention] local_hours)"]
     choice = choose(
         facts.info,
         caps,
@@ -186,7 +166,7 @@ async def stream(request: web.Request) -> web.Response:
             "url": url,
             "kind": kind,
             "plan": choice.kind,
-            "reasons": list(choice.reasons),
+            "reasons": (gone if film.remote else []) + list(choice.reasons),
             "description": choice.plan.description,
             "content_type": content_type,
             "size": view.size,

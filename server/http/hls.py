@@ -9,15 +9,15 @@ carries on.
 * ``hls/{job_id}/subtitles/{track}.vtt``: a text track of the film (``s3``: stream 3,
   extracted cue by cue as ffmpeg reaches it) or a subtitle file of the release (``x0``).
 
-ffmpeg and ffprobe read the film through ``loopback_source``: Matinee's own media URL on the
-address this request came in on, so their reads prioritise the download like a player's.
+ffmpeg and ffprobe read the film where ``server.http.film`` says: Matinee's own media URL on
+the address this request came in on (their reads prioritise the download like a player's), or
+a presigned URL in R2 once only R2 has the film.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -26,18 +26,15 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from nntp.media import MediaView
 from server.errors import NotFound, PlaybackError
-from server.http.tokens import sign
+from server.http.film import Film, film_of, without_urls
 from server.jobs.failures import failure_error
 from server.jobs.lifecycle import Status
-from server.keys import CREDENTIALS, JOBS, METRICS, PLAYBACK, SETTINGS, STORE
+from server.keys import JOBS, METRICS, PLAYBACK, SETTINGS, STORE
 from transcode.compat import HLS_CONTENT_TYPE, TEXT_SUBTITLES
 from transcode.session import HlsError, HlsSession
 from transcode.subtitles import WEBVTT_CONTENT_TYPE, SubtitleError, stream_webvtt
 
-#: ffmpeg's URL outlives a player's (a long film, paused): sign it for a day.
-SOURCE_SECONDS = 24 * 3600
 SEGMENT_TYPE = "video/mp4"
 GONE_POLL = 0.5
 T = TypeVar("T")
@@ -52,39 +49,21 @@ def subtitle_path(base: str, job_id: str, track: str) -> str:
     return f"{base}hls/{job_id}/subtitles/{track}.vtt"
 
 
-def loopback_source(request: web.Request, job_id: str, view: MediaView) -> str:
-    """The movie's media URL on this server's own socket (the address the request reached),
-    with a media token: what ffmpeg and ffprobe read."""
-    app = request.config_dict
-    sock = request.transport.get_extra_info("sockname") if request.transport else None
-    if not sock:
-        raise PlaybackError("the server's own address is unknown")
-    host, port = sock[0], sock[1]
-    if ":" in host:
-        host = f"[{host}]"
-    token = sign(app[CREDENTIALS].media_key(), job_id, int(time.time()) + SOURCE_SECONDS)
-    base = app[SETTINGS].server.base_path
-    return f"http://{host}:{port}{base}media/{job_id}/{quote(view.name)}?token={token}"
-
-
-_MEDIA_URL = re.compile(r"https?://[^/\s]+/(?:\S*/)?media/[^\s:]*")
-
-
 def _failed(request: web.Request, exc: Exception) -> PlaybackError:
-    """ffmpeg's complaint for the player, without the loopback URL (it carries a token)."""
+    """ffmpeg's complaint for the player, without the URL it read (a token or a presigned
+    link is in it)."""
     request.config_dict[METRICS].playback_failures.inc()
-    return PlaybackError(_MEDIA_URL.sub("the movie", str(exc)))
+    return PlaybackError(without_urls(str(exc)))
 
 
-async def _view(request: web.Request, job_id: str) -> MediaView:
-    jobs = request.config_dict[JOBS]
-    view = jobs.view(job_id)
-    if view is None:
-        job = await jobs.get(job_id)
+async def _film(request: web.Request, job_id: str) -> Film:
+    film = await film_of(request, job_id)
+    if film is None:
+        job = await request.config_dict[JOBS].get(job_id)
         if job.status == Status.ERROR:  # the player says why: the job's own words
             raise failure_error(job)
         raise NotFound(f"job {job_id} has no playable movie")
-    return view
+    return film
 
 
 def _token_query(request: web.Request) -> str:
@@ -94,9 +73,8 @@ def _token_query(request: web.Request) -> str:
 
 async def _session_for(request: web.Request) -> HlsSession:
     job_id, output = request.match_info["job_id"], request.match_info["output"]
-    view = await _view(request, job_id)
-    source = loopback_source(request, job_id, view)
-    return await request.config_dict[PLAYBACK].session(job_id, output, view, source)
+    film = await _film(request, job_id)
+    return await request.config_dict[PLAYBACK].session(job_id, output, film.view, film.source)
 
 
 async def _unless_gone(request: web.Request, work: Awaitable[T]) -> T:
@@ -169,9 +147,8 @@ async def subtitles(request: web.Request) -> web.StreamResponse:
         return web.Response(text=text, headers={**headers, "Content-Type": WEBVTT_CONTENT_TYPE})
     if not track.startswith("s") or not track[1:].isdigit():
         raise NotFound(f"no subtitle track {track!r}")
-    view = await _view(request, job_id)
-    source = loopback_source(request, job_id, view)
-    facts = await playback.facts(job_id, view, source)
+    film = await _film(request, job_id)
+    facts = await playback.facts(job_id, film.view, film.source)
     index = int(track[1:])
     stream = next((s for s in facts.readable().subtitle_streams if s.index == index), None)
     if stream is None or stream.codec not in TEXT_SUBTITLES:
@@ -179,7 +156,7 @@ async def subtitles(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={**headers, "Content-Type": WEBVTT_CONTENT_TYPE})
     await resp.prepare(request)
     # Extraction reads the whole film: in the background, never ahead of what a player waits for.
-    cues = stream_webvtt(f"{source}&background=1", index)
+    cues = stream_webvtt(film.background, index)
     try:
         async for chunk in _cues_until_gone(request, cues):
             await resp.write(chunk)

@@ -26,6 +26,11 @@ def plays_from_r2(job: Job, r2: R2Config, *, from_lan: bool) -> bool:
     return False
 
 
+def only_in_r2(job: Job, r2: R2Config) -> bool:
+    """The local copy is gone and R2 has the film: ffmpeg and ffprobe read it from there."""
+    return not job.has_local and plays_from_r2(job, r2, from_lan=True)
+
+
 def media_origin(r2: R2Config) -> str | None:
     """The origin presigned links point at (for the pages' ``media-src``); None when off."""
     if not r2.enabled or not r2.endpoint:

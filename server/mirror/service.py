@@ -27,6 +27,7 @@ from server.jobs.manager import JobManager
 from server.metrics import Metrics
 from server.mirror.client import Client, R2Error, probe_bucket, with_retries
 from server.mirror.parts import PREFIX, job_of_key, job_prefix, object_key
+from server.mirror.remote import RemoteObject, open_remote
 from server.mirror.upload import Target, Uploader
 from server.store.db import Store
 from server.store.jobs import Job
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two progress writes of one upload (each part's completion would be many).
 PROGRESS_EVERY = 0.5
+#: The longest a SigV4 presigned URL may live (R2 and S3 refuse longer).
+PRESIGN_MAX = 7 * 24 * 3600
 DELETE_BATCH = 1000
 
 
@@ -65,6 +68,8 @@ class Mirror:
         #: The last permanent failure in words (bad credentials, no bucket): the Status page.
         self.problem: str | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: Objects played from R2, as one HEAD found them (dropped with the job's copy).
+        self._remote: dict[str, RemoteObject] = {}
         self._slot = asyncio.Semaphore(1)  # one file at a time; its parts run side by side
         #: Room in the bucket for (job id, bytes) ([r2] max_gb): ``server.mirror.space``'s.
         self.make_room: Callable[[str, int], Awaitable[None]] | None = None
@@ -217,6 +222,7 @@ class Mirror:
     async def forget(self, job_id: str) -> None:
         """Before a job is deleted: its upload stops and is aborted, its objects deleted. A
         failure is written down and the start-up sweep tries again; it never keeps the job."""
+        self._remote.pop(job_id, None)
         task = self._tasks.pop(job_id, None)
         if task is not None:
             task.cancel()
@@ -242,6 +248,7 @@ class Mirror:
 
     async def remove_remote(self, job: Job, why: str) -> Job:
         """The job's copy in R2 goes (room for another); the job plays from disk."""
+        self._remote.pop(job.job_id, None)
         await self.remove_objects(job.job_id)
         job = self.jobs.publish(await self.store.jobs.mirror_removed(job.job_id))
         await self.store.events.add(job.job_id, "mirror_removed", why)
@@ -325,12 +332,13 @@ class Mirror:
         return await probe_bucket(self.client, self.bucket)
 
     # -- playing from R2 ---------------------------------------------------------------
-    async def presign(self, job: Job) -> tuple[str, float]:
-        """A GET URL for the job's object, valid [r2] presign_seconds (not past the job's own
-        end); the browser gets the type, a file name and ``no-store`` with the bytes."""
+    async def presign(self, job: Job, *, seconds: float | None = None) -> tuple[str, float]:
+        """A GET URL for the job's object, valid [r2] presign_seconds or ``seconds`` (ffmpeg's
+        reads outlive a browser's link), never past the job's own end nor R2's limit; the
+        browser gets the type, a file name and ``no-store`` with the bytes."""
         assert self.client is not None and job.media_name is not None
         now = self.clock()
-        expires = now + self.r2.presign_seconds
+        expires = now + min(seconds or self.r2.presign_seconds, PRESIGN_MAX)
         if job.deletes_at is not None:
             expires = max(now + 60, min(expires, job.deletes_at))
         name = job.media_name
@@ -346,3 +354,13 @@ class Mirror:
             ExpiresIn=int(expires - now),
         )
         return str(url), expires
+
+    async def remote(self, job: Job) -> RemoteObject:
+        """The job's object in R2 to read from (its index, for playback), found once."""
+        assert self.client is not None and job.media_name is not None
+        found = self._remote.get(job.job_id)
+        if found is None or found.name != job.media_name:
+            key = object_key(job.job_id, job.media_name)
+            found = await open_remote(self.client, self.bucket, key, job.media_name)
+            self._remote[job.job_id] = found
+        return found

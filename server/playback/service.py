@@ -4,9 +4,9 @@ it playable where the file itself is not, and the subtitle files beside it.
 ``Playback`` owns a ``transcode.sessions.HlsSessions`` (bounded by ``[transcode]
 max_sessions``, idle ones stopped), started and closed by the cleanup context in ``setup``.
 Sessions are keyed by job and output (``job_..-v0c.a1t2``) and stopped with their job. Every
-ffmpeg and ffprobe reads the film through Matinee's own loopback media URL, which the HTTP
-layer hands in as ``source``: a read of bytes not yet downloaded moves them to the front of
-the download exactly as a player's read does.
+ffmpeg and ffprobe reads the film at the URL the HTTP layer hands in as ``source``: Matinee's
+own loopback media URL (a read of bytes not yet downloaded moves them to the front of the
+download exactly as a player's read does), or a presigned URL once only R2 has the film.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
-from nntp.media import MediaView, wait_size
+from nntp.media import wait_size
 from server.config.settings import Settings, TranscodeConfig
 from server.errors import NotFound, PlaybackError
 from server.jobs.manager import JobManager
@@ -42,6 +43,19 @@ log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 30.0
 HLS_DIR = "hls"  # under the data dir: the sessions' segments, removed with each session
+
+
+class FilmBytes(Protocol):
+    """What a film's keyframe index is read through: the job's ``MediaView`` while it has a
+    local copy, or its object in R2 (``server.mirror.remote``) once only R2 has it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    async def read(self, offset: int, length: int) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +97,7 @@ class Playback:
 
     # -- the film ----------------------------------------------------------------------
 
-    async def facts(self, job_id: str, view: MediaView, source: str) -> Facts:
+    async def facts(self, job_id: str, view: FilmBytes, source: str) -> Facts:
         """Probe the film once per job and version (the view's name and size)."""
         identity = (view.name, view.size)
         known = self._facts.get(job_id)
@@ -112,7 +126,7 @@ class Playback:
 
     # -- HLS -----------------------------------------------------------------------------
 
-    async def session(self, job_id: str, output: str, view: MediaView, source: str) -> HlsSession:
+    async def session(self, job_id: str, output: str, view: FilmBytes, source: str) -> HlsSession:
         """The session making ``output`` of the job's film, made (again) when there is none."""
         facts = await self.facts(job_id, view, source)
         encoder = await self.encoder()
@@ -135,8 +149,8 @@ class Playback:
             )
 
         session = await self.sessions.open(f"{job_id}-{output}", make)
-        # The movie's URL changes when the job becomes ready (a joined or renamed file); a
-        # restarted ffmpeg must read the current one.
+        # The movie's URL changes when the job becomes ready (a joined or renamed file), and
+        # a presigned one expires: a restarted ffmpeg must read the current one.
         session.source = source
         return session
 
@@ -185,7 +199,7 @@ class Playback:
 
 
 def _without_url(message: str, source: str) -> str:
-    """ffprobe's complaint without the loopback URL (it carries a media token)."""
+    """ffprobe's complaint without the URL it read (a media token or a presigned link)."""
     return message.replace(source, "the movie")
 
 
