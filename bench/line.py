@@ -400,7 +400,14 @@ class Setup:
     def nzbget_tls(self) -> dict[str, str]:
         if not self.tls:
             return {}
-        return {"Server1.Encryption": "yes", "CertStore": self.cafile, "CertCheck": "yes"}
+        # NZBGet checks the name, not an IP address, against the certificate (made for
+        # localhost): it connects by that name, which resolves to the proxy's loopback.
+        return {
+            "Server1.Host": "localhost",
+            "Server1.Encryption": "yes",
+            "CertStore": self.cafile,
+            "CertCheck": "yes",
+        }
 
 
 def download_runs(
