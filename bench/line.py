@@ -389,8 +389,11 @@ class Setup:
 
     @property
     def env(self) -> dict[str, str] | None:
-        # Python's ssl (Matinee, SABnzbd) reads the CA file from here.
-        return {"SSL_CERT_FILE": self.cafile} if self.tls else None
+        # Python's ssl reads the CA from these. SABnzbd sets SSL_CERT_FILE to certifi's
+        # bundle at start, so it finds INN2's certificate in a hashed directory instead.
+        if not self.tls:
+            return None
+        return {"SSL_CERT_FILE": self.cafile, "SSL_CERT_DIR": cert_dir(self.cafile)}
 
     @property
     def url(self) -> str:
@@ -400,7 +403,24 @@ class Setup:
     def nzbget_tls(self) -> dict[str, str]:
         if not self.tls:
             return {}
-        return {"Server1.Encryption": "yes", "CertStore": self.cafile, "CertCheck": "yes"}
+        # NZBGet checks the name, not an IP address, against the certificate (made for
+        # localhost): it connects by that name, which resolves to the proxy's loopback.
+        return {
+            "Server1.Host": "localhost",
+            "Server1.Encryption": "yes",
+            "CertStore": self.cafile,
+            "CertCheck": "yes",
+        }
+
+
+def cert_dir(cafile: str) -> str:
+    """A directory holding ``cafile`` under its subject hash (``openssl rehash``), once."""
+    directory = Path(cafile).parent / "hashed-certs"
+    if not directory.exists():
+        directory.mkdir()
+        shutil.copy(cafile, directory / "inn2.pem")
+        subprocess.run(["openssl", "rehash", str(directory)], check=True, capture_output=True)
+    return str(directory)
 
 
 def download_runs(
