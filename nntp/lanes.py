@@ -284,6 +284,7 @@ class Lanes:
                     except TimeoutError:
                         quiet = loop.time() - (conn.last_activity if conn else 0.0)
                         if conn is not None and quiet >= spec.timeout:
+                            self.line.stats_for(spec).timeouts += 1
                             log.warning(
                                 "%s#%d: no data for %g s, reconnecting",
                                 name,

@@ -105,6 +105,7 @@ class ServerStats:
     articles: int = 0
     missing: int = 0  # 430: not on this server
     corrupt: int = 0  # articles whose CRC or yEnc part did not match
+    timeouts: int = 0  # requests that got no data within the server's timeout
     errors: int = 0  # temporary failures, dropped connections
     connects: int = 0
     rtt: float | None = None  # seconds, the smallest seen lately
@@ -123,6 +124,7 @@ class ServerStats:
             "articles": self.articles,
             "missing": self.missing,
             "corrupt": self.corrupt,
+            "timeouts": self.timeouts,
             "errors": self.errors,
             "connects": self.connects,
             "rtt_ms": None if self.rtt is None else round(self.rtt * 1000, 1),

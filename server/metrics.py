@@ -29,6 +29,7 @@ class ServerCounts(Protocol):
     articles: int  # fetched whole
     missing: int
     corrupt: int
+    timeouts: int
     errors: int
 
 
@@ -55,13 +56,14 @@ class _ServerCounters(Collector):
         articles = CounterMetricFamily(
             "matinee_articles",
             "Articles asked for, by server and outcome (ok; missing: not on that server;"
-            " crc: corrupt; error: the server failed, or the connection to it).",
+            " crc: corrupt; timeout: no data in time; error: the server failed, or the"
+            " connection to it).",
             labels=["server", "outcome"],
         )
         for s in servers:
             downloaded.add_metric([s.name], s.bytes)
             outcomes = ("ok", s.articles), ("missing", s.missing), ("crc", s.corrupt)
-            for outcome, n in (*outcomes, ("error", s.errors)):
+            for outcome, n in (*outcomes, ("timeout", s.timeouts), ("error", s.errors)):
                 articles.add_metric([s.name, outcome], n)
         yield downloaded
         yield articles

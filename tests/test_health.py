@@ -11,7 +11,17 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.config.settings import Settings
-from tests.support.app import API, HEADERS, Client, post_of, settings_for, submit, until, wait_for
+from tests.support.app import (
+    API,
+    HEADERS,
+    Client,
+    post_of,
+    settings_for,
+    submit,
+    until,
+    usenet_of,
+    wait_for,
+)
 from tests.support.capabilities import CHROMIUM_JSON
 from tests.support.fake_nntp import FakeNntpFactory
 from tests.support.media import ReleaseClips
@@ -88,7 +98,7 @@ async def test_metrics_in_prometheus_text(
     assert seen[("matinee_articles_total", missing)] == 0
 
 
-async def test_metrics_count_articles_a_server_lacks_or_corrupts(
+async def test_metrics_count_articles_a_server_lacks_corrupts_or_stalls(
     start_app: Start, fake_nntp: FakeNntpFactory, tmp_path: Path
 ) -> None:
     data = os.urandom(300_000)
@@ -96,8 +106,11 @@ async def test_metrics_count_articles_a_server_lacks_or_corrupts(
     srv = await fake_nntp(articles=arts)
     srv.missing.add(arts[1].message_id)  # no PAR2: the job fails
     srv.corrupt.add(arts[2].message_id)
-    client = await start_app(settings_for(tmp_path, srv))
+    srv.stall.add(arts[3].message_id)  # its status line, then silence: until a retry
+    client = await start_app(settings_for(tmp_path, srv, usenet=usenet_of(srv, timeout=1)))
     job_id = await submit(client, nzb)
+    await asyncio.sleep(0.3)
+    srv.stall.clear()
     await until(client, job_id, lambda j: j["status"] == "error", may_fail=True)
     seen = samples(await (await client.get("/metrics", headers=HEADERS)).text())
     by_outcome = {
@@ -105,7 +118,7 @@ async def test_metrics_count_articles_a_server_lacks_or_corrupts(
         for (name, labels), value in seen.items()
         if name == "matinee_articles_total"
     }
-    assert by_outcome["missing"] >= 1 and by_outcome["crc"] >= 1
+    assert by_outcome["missing"] >= 1 and by_outcome["crc"] >= 1 and by_outcome["timeout"] >= 1
     assert by_outcome["ok"] == len(arts) - 2
 
 

@@ -183,12 +183,14 @@ async def check_usenet(
             f"Priority: {spec.priority}",
         ]
         done = (stats or {}).get(spec.name)
-        if done is not None and (done.articles or done.missing or done.corrupt or done.errors):
+        if done is not None and any(
+            (done.articles, done.missing, done.corrupt, done.timeouts, done.errors)
+        ):
             rtt = f", round trip {done.rtt * 1000:.0f} ms" if done.rtt is not None else ""
             details.append(
                 f"Since start-up: {format_size(done.bytes)} in {done.articles} articles at "
                 f"{format_size(round(done.speed_bps))}/s, {done.missing} missing, "
-                f"{done.corrupt} corrupt, {done.errors} errors{rtt}"
+                f"{done.corrupt} corrupt, {done.timeouts} timed out, {done.errors} errors{rtt}"
             )
         if error is None:
             login = " and accepted the login" if spec.username else ""
