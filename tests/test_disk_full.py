@@ -24,10 +24,10 @@ async def test_a_full_disk_stalls_the_job_and_it_goes_on_when_there_is_room(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from server.jobs import manager as manager_mod
+    from server.jobs import runner as runner_mod
 
-    monkeypatch.setattr(manager_mod, "DISK_FULL_POLL", 0.2)
-    monkeypatch.setattr(manager_mod, "DISK_FULL_HEADROOM", 4 * 1024 * 1024)
+    monkeypatch.setattr(runner_mod, "DISK_FULL_POLL", 0.2)
+    monkeypatch.setattr(runner_mod, "DISK_FULL_HEADROOM", 4 * 1024 * 1024)
     data = os.urandom(9_000_000)  # fits on the 12 MB disk: the download may start
     nzb, arts = post_of(data, "Big.2020.mkv")
     srv = await fake_nntp(articles=arts)
