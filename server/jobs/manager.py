@@ -3,8 +3,9 @@
 The statuses and the changes between them are ``server.jobs.lifecycle``'s. Every change is
 written to SQLite first (through the store's named changes), so a restart resumes unfinished
 jobs where the engine's own state file says they were. Each job is one owned task; none is
-fire and forget. ``playable`` turns true as soon as the head and tail of the video are on
-disk and the container is known, long before the download ends.
+fire and forget; what one run does is ``server.jobs.runner``'s. ``playable`` turns true as
+soon as the head and tail of the video are on disk and the container is known, long before
+the download ends.
 """
 
 from __future__ import annotations
