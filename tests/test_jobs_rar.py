@@ -9,6 +9,7 @@ import io
 import os
 import subprocess
 import tarfile
+import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,22 @@ async def test_store_mode_set_plays_while_downloading_then_in_place(
     folder = tmp_path / "data" / "downloads" / job_id
     await wait_for(lambda: sorted(p.name for p in (folder / "files").iterdir()) == sorted(files))
     assert sorted(p.name for p in folder.iterdir()) == ["files", "job.nzb"]
+
+
+async def test_an_archive_unar_cannot_extract_fails_saying_so_without_server_paths(
+    fake_nntp: FakeNntpFactory, start_app: Callable[[Settings], Awaitable[Client]], tmp_path: Path
+) -> None:
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Broken.Film.2020.mkv", os.urandom(300_000))
+    cut = packed.getvalue()[:200_000]  # a damaged post: the film's data is cut short
+    nzb, arts = rar_nzb({"Broken.Film.2020.rar": cut})
+    client = await start_app(settings_for(tmp_path, await fake_nntp(articles=arts)))
+    job_id = await submit(client, nzb)
+    failed = await until(client, job_id, lambda j: j["status"] == "error", may_fail=True)
+    message = failed["error_message"]
+    assert message.startswith("extracting the archive failed"), message
+    assert str(tmp_path) not in message and ".extracted" not in message, message
 
 
 async def test_compressed_archive_plays_only_after_extraction(

@@ -4,7 +4,9 @@ recently watched first, as far as retention allows. On a small tmpfs, so "fits" 
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from tests.support.fake_newznab import FakeNewznabFactory
 from tests.support.fake_nntp import FakeNntpFactory
 from tests.support.fake_tmdb import THE_MATRIX, TOKEN, FakeTmdbFactory
 from tests.support.world import MATRIX_RELEASES, World
+from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 
 StartApp = Callable[[Settings], Awaitable[Client]]
 
@@ -86,6 +89,28 @@ async def test_finished_movies_make_room_least_recently_watched_first(
     deleted = [e for e in await _log(client, two) if e["kind"] == "deleted"]
     assert deleted and deleted[0]["data"] == {"reason": "space"}
     assert "make room" in str(deleted[0]["message"])
+
+
+async def test_an_archive_that_would_not_fit_extracted_fails_before_it_is_unpacked(
+    small_disk: Path, fake_nntp: FakeNntpFactory, start_app: StartApp, tmp_path: Path
+) -> None:
+    # A zip that calls itself RAR (unar reads it by content): 20 MB of film in 20 KB.
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Big.Film.2020.mkv", bytes(20_000_000))
+    arts = articles_for_bytes(packed.getvalue(), "Big.Film.2020.rar", part_size=8192)
+    srv = await fake_nntp(articles=arts)
+    downloads = small_disk / "downloads"  # 12 MB: the download fits, the film would not
+    settings = settings_for(tmp_path, srv, downloads={"dir": str(downloads), "min_free_gb": 0.001})
+    client = await start_app(settings)
+    job_id = await submit(client, build_nzb([NzbEntry.from_articles(arts)]), "Big.Film.2020.nzb")
+    failed = await until(client, job_id, lambda j: j["status"] == "error", may_fail=True)
+    message = failed["error_message"]
+    assert "the archive cannot be extracted" in message and "needs 20 MB" in message, message
+    resp = await client.get(f"{API}/movies/{job_id}/stream", headers=HEADERS)
+    assert (await resp.json())["code"] == "STORAGE_ERROR"
+    # Refused before unar wrote anything: no half-extracted film fills the disk.
+    assert not (downloads / job_id / "files" / ".extracted").exists()
 
 
 async def test_a_watch_without_room_fails_with_storage_error(

@@ -8,11 +8,12 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import json
 import logging
 import os
 import shutil
 import stat
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from nntp.media import (
 from nntp.names import names_a_media_part, numbered_filename, safe_filename
 from nntp.pick import classify, resolve_layout
 from nntp.rar import RarEntry, RarError, RarVolumeInfo, VolumeScanner, assemble, volume_order
+from server.errors import StorageError
 from server.jobs.lifecycle import MediaKind
 from server.store.jobs import Job
 from transcode.process import ProcessError, run
@@ -47,6 +49,9 @@ VIDEO_KINDS = {"mkv", "webm", "mp4", "mov", "ts", "avi", "wmv"}
 VIDEO_EXTENSIONS = {"mkv", "webm", "mp4", "m4v", "mov", "ts", "m2ts", "avi", "wmv", "mpg", "mpeg"}
 SKIP_SUFFIXES = (".par2", ".nfo", ".sfv", ".nzb", ".txt", ".jpg", ".png", ".srt", ".json")
 EXTRACT_TIMEOUT = 6 * 3600.0
+LIST_TIMEOUT = 120.0  # lsar reads an archive's headers only
+#: Room for ``n`` more bytes on the downloads' disk, made or refused (a StorageError).
+Room = Callable[[int], Awaitable[None]]
 FILES_DIR = "files"  # the download's own folder inside a job's folder
 NZB_FILE = "job.nzb"  # the job's NZB, beside it
 SUBTITLES_DIR = "subtitles"  # subtitle files of the release, kept for the player
@@ -251,7 +256,12 @@ async def _wait_rar_ends(dl: Download, view: MediaView) -> None:
 
 
 async def prepare_media(
-    files_dir: Path, job: Job, *, password: str | None = None, playing: MediaView | None = None
+    files_dir: Path,
+    job: Job,
+    *,
+    password: str | None = None,
+    playing: MediaView | None = None,
+    room: Room | None = None,
 ) -> Prepared:
     """The finished movie of a complete download, read where it lies where it can be.
 
@@ -261,7 +271,8 @@ async def prepare_media(
     archive is extracted, into a new file. The movie is the file that played while it
     downloaded (``playing``, the view then) and keeps the name it had (by default
     ``job.media_name``), so its URL and ETag stay the same. ``tidy_files`` removes what
-    the finished view does not read, once no response reads the old view.
+    the finished view does not read, once no response reads the old view. Before an
+    extraction, ``room`` is asked for what it will write.
     """
     job_dir = Path(job.dir)
     name = playing.name if playing is not None else job.media_name
@@ -275,7 +286,7 @@ async def prepare_media(
         view = await asyncio.to_thread(StaticView.of_file, final, etag_seed=job.job_id)
         prepared = Prepared(view, f"{final.name} is ready", MediaKind.FILE)
     elif rars:
-        prepared = await _from_archive(rars, files_dir, job, password, name)
+        prepared = await _from_archive(rars, files_dir, job, password, name, room)
     else:
         raise MediaError("the download holds no video file")
     await asyncio.to_thread(_keep_subtitles, files_dir, job_dir)
@@ -470,7 +481,12 @@ def _set_view(
 
 
 async def _from_archive(
-    rars: list[Path], files_dir: Path, job: Job, password: str | None, name: str | None
+    rars: list[Path],
+    files_dir: Path,
+    job: Job,
+    password: str | None,
+    name: str | None,
+    room: Room | None,
 ) -> Prepared:
     try:
         ordered, entry, why = await asyncio.to_thread(_plan_archive, rars, name)
@@ -480,6 +496,12 @@ async def _from_archive(
         view = await asyncio.to_thread(_set_view, ordered, entry, job.job_id)
         reason = f"{view.name} is ready, read in place from {len(ordered)} RAR volumes"
         return Prepared(view, reason, MediaKind.RAR)
+    needed = await unpacked_size(ordered[0], password)
+    if needed is not None and room is not None:
+        try:  # refused now, or room made, rather than unar failing on a full disk
+            await room(needed)
+        except StorageError as exc:
+            raise StorageError(f"the archive cannot be extracted: {exc.message}") from None
     out = files_dir / ".extracted"
     argv = ["unar", "-q", "-f", "-D", "-o", str(out)]
     if password:
@@ -490,8 +512,9 @@ async def _from_archive(
     except ProcessError as exc:
         # What it left is of no use, and may hold links the archive asked for.
         await asyncio.to_thread(shutil.rmtree, out, True)
-        hint = " (wrong or missing password?)" if "password" in str(exc).lower() else ""
-        raise MediaError(f"extracting the archive failed{hint}: {exc}") from exc
+        said = str(exc).replace(str(out), "the job's folder")  # no server paths for people
+        hint = " (wrong or missing password?)" if "password" in said.lower() else ""
+        raise MediaError(f"extracting the archive failed{hint}: {said}") from exc
     extracted = await asyncio.to_thread(_extracted_files, out)
     if not extracted:
         raise MediaError("the archive holds no files (links in it are never followed)")
@@ -501,6 +524,19 @@ async def _from_archive(
     final = await asyncio.to_thread(_move_into, movie, Path(job.dir))
     view = await asyncio.to_thread(StaticView.of_file, final, etag_seed=job.job_id)
     return Prepared(view, f"{final.name} extracted ({why})", MediaKind.FILE)
+
+
+async def unpacked_size(first: Path, password: str | None) -> int | None:
+    """What extracting the archive writes, from lsar's listing (any format unar reads, so
+    also an archive that only calls itself RAR); None when lsar cannot tell (a password it
+    lacks, headers it cannot read): then unar will say what is wrong."""
+    argv = ["lsar", "-j", *(["-p", password] if password else []), str(first)]
+    try:
+        listing = json.loads((await run(argv, timeout=LIST_TIMEOUT)).stdout)
+        sizes = [entry.get("XADFileSize", 0) for entry in listing["lsarContents"]]
+    except (ProcessError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return sum(n for n in sizes if isinstance(n, int) and n > 0)
 
 
 __all__ = [

@@ -342,8 +342,15 @@ class JobRunner:
     async def _prepare(self, job: Job, files_dir: Path, live: Live, password: str | None) -> None:
         """The finished movie (read in place where it can be); then ready, with its
         retention timer. Responses reading the downloading files move on to it."""
+
+        async def room(needed: int) -> None:  # an extraction's, as for a download
+            if self.jobs.make_room is not None:
+                await self.jobs.make_room(job.job_id, needed)
+
         try:
-            result = await prepare_media(files_dir, job, password=password, playing=live.movie.view)
+            result = await prepare_media(
+                files_dir, job, password=password, playing=live.movie.view, room=room
+            )
         except MediaError as exc:
             await self._fail(job.job_id, str(exc), Failure.MEDIA)
             return
