@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.config.settings import DownloadsConfig
+from server.jobs.disk import free_bytes
 from server.jobs.lifecycle import Status
 from server.jobs.servers import probe_usenet
 from server.keys import (
@@ -59,20 +59,13 @@ async def _database(request: web.Request) -> Check:
 async def _disk(request: web.Request) -> Check:
     downloads = request.config_dict[SETTINGS].downloads
     try:
-        free = await asyncio.to_thread(_free_bytes, downloads)
+        free = await asyncio.to_thread(free_bytes, downloads.dir)
     except OSError:
         return Check("disk", False, "the downloads' folder cannot be read")
     floor = downloads.min_free_gb * 1e9
     if free < floor:
         return Check("disk", False, f"{free / 1e9:.1f} GB free, below {downloads.min_free_gb:g} GB")
     return Check("disk", True, f"{free / 1e9:.1f} GB free")
-
-
-def _free_bytes(downloads: DownloadsConfig) -> int:
-    where = downloads.dir  # or its nearest existing parent, before the first download
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    return shutil.disk_usage(where).free
 
 
 def _tools() -> Check:
@@ -155,7 +148,7 @@ async def metrics(request: web.Request) -> web.Response:
     app_metrics.download_speed.set(request.config_dict[JOBS].speed())
     app_metrics.hls_sessions.set(len(request.config_dict[PLAYBACK].sessions))
     try:
-        free = await asyncio.to_thread(_free_bytes, request.config_dict[SETTINGS].downloads)
+        free = await asyncio.to_thread(free_bytes, request.config_dict[SETTINGS].downloads.dir)
         app_metrics.disk_free.set(free)
     except OSError:
         pass

@@ -29,6 +29,7 @@ from server.errors import (
     StorageError,
     TmdbError,
 )
+from server.jobs.disk import free_bytes
 from server.jobs.failures import os_reason
 from server.jobs.lifecycle import (
     Failure,
@@ -149,7 +150,7 @@ class JobRunner:
             log.warning("job %s: cannot record the full disk: %s", job_id, exc)
         floor = max(self.jobs.settings.downloads.min_free_gb * 1e9, DISK_FULL_HEADROOM)
         # Polled: nothing tells a process that another freed space on a disk.
-        while await asyncio.to_thread(_free_bytes, folder) < floor:  # noqa: ASYNC110
+        while await asyncio.to_thread(free_bytes, folder) < floor:  # noqa: ASYNC110
             await asyncio.sleep(DISK_FULL_POLL)
         self.jobs.changed(await self.jobs.store.jobs.stall(job_id, None))
         await self.jobs.store.events.add(job_id, "disk_space", "there is room again: resuming")
@@ -417,13 +418,6 @@ def _disk_full(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def _free_bytes(folder: Path) -> int:
-    where = folder
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    return shutil.disk_usage(where).free
 
 
 def _read_nzb(folder: Path, filename: str | None) -> Nzb:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from server.config.settings import Settings
 from server.errors import StorageError
+from server.jobs.disk import free_bytes
 from server.jobs.lifecycle import ACTIVE, Expiry, MirrorState, Status
 from server.jobs.manager import JobManager
 from server.metrics import Metrics
@@ -56,13 +56,6 @@ def disk_bytes(folder: Path) -> int:
             except OSError:
                 continue
     return total
-
-
-def free_bytes(folder: Path) -> int:
-    where = folder
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    return shutil.disk_usage(where).free
 
 
 def _gb(n: float) -> str:

@@ -12,7 +12,6 @@ import asyncio
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from nntp.connection import ServerSpec
@@ -30,6 +29,7 @@ from server.discovery.releases.ranking import format_size
 from server.discovery.tmdb import TmdbClient
 from server.errors import MatineeError
 from server.http.forwarded import is_trusted, parse_address
+from server.jobs.disk import disk_usage
 from server.jobs.servers import probe_usenet
 from server.ui.filters import relative
 from transcode.argv import VideoEncoder
@@ -226,19 +226,10 @@ async def check_usenet(
     return lines
 
 
-def _disk(path: Path) -> tuple[Path, int, int]:
-    """(the folder measured, free bytes, total bytes): the nearest existing folder."""
-    where = path
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    usage = shutil.disk_usage(where)
-    return where, usage.free, usage.total
-
-
 async def check_disk(downloads: DownloadsConfig) -> dict[str, Any]:
     folder = downloads.dir
     try:
-        where, free_bytes, total_bytes = await asyncio.to_thread(_disk, folder)
+        where, free_bytes, total_bytes = await asyncio.to_thread(disk_usage, folder)
     except OSError as exc:
         return check(
             "Disk", "error", f"Cannot read {folder}: {exc.strerror}", "Check [downloads] dir."
