@@ -15,25 +15,23 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from nntp.nzb import parse_nzb
+from tests.support.app import API
 from tests.support.inn2 import Inn2Server
 from tests.support.poster import post_files
 from tests.support.rar4 import write_store_set
+from tests.support.serve import ServeProcess
 from tests.support.wire import Shape, WireProxy
 
 pytestmark = [pytest.mark.inn2, pytest.mark.slow]
 
-KEY = "resume-test-api-key-0123456789"
-API = "/api/movies-on-demand"
 # Few connections and a short pipeline keep "in flight at the stop" small beside the post.
 CONNECTIONS, PIPELINING = 4, 2
 PART = 256 * 1024
@@ -44,21 +42,11 @@ STOP_AT = 0.44
 LINE = Shape(rate=48e6)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_config(tmp: Path, proxy: WireProxy, port: int) -> Path:
-    config = tmp / "config.toml"
-    config.write_text(
-        f'[server]\nport = {port}\ndata_dir = "{tmp / "data"}"\n'
-        f'[auth]\napi_keys = ["{KEY}"]\n'
+def usenet_section(proxy: WireProxy) -> str:
+    return (
         f'[[usenet.servers]]\nname = "inn2"\nhost = "{proxy.host}"\nport = {proxy.port}\n'
         f"tls = false\nconnections = {CONNECTIONS}\npipelining = {PIPELINING}\n"
     )
-    return config
 
 
 def write_random(path: Path, size: int) -> str:
@@ -93,61 +81,11 @@ def assert_resumed(wire: Wire) -> None:
     )
 
 
-class Matinee:
-    """`matinee serve` as a user runs it: a process of its own, driven over HTTP."""
+class Matinee(ServeProcess):
+    """`matinee serve` on the proxied INN2, with what these tests ask of its jobs."""
 
     def __init__(self, tmp: Path, proxy: WireProxy) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.config = write_config(tmp, proxy, self.port)
-        self.log = tmp / "serve.log"
-        self.proc: asyncio.subprocess.Process | None = None
-        self.http = aiohttp.ClientSession(headers={"X-Api-Key": KEY})
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "server", "serve", "--config", str(self.config),
-                stdout=log, stderr=log,
-            )  # fmt: skip
-        async with asyncio.timeout(30):
-            while True:
-                if self.proc.returncode is not None:
-                    raise AssertionError(f"matinee serve exited:\n{self.log_tail()}")
-                try:
-                    async with self.http.get(f"{self.base}/api/health") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-
-    async def stop(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        async with asyncio.timeout(30):
-            await self.proc.wait()
-
-    async def close(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        await self.http.close()
-
-    def log_tail(self) -> str:
-        lines = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(line for line in lines if "aiohttp.access" not in line)[-3000:]
-
-    async def submit(self, nzb: bytes) -> str:
-        form = aiohttp.FormData()
-        form.add_field("nzb", nzb, filename="Movie.2020.nzb")
-        async with self.http.post(f"{self.base}{API}/jobs", data=form) as r:
-            assert r.status == 202, await r.text()
-            return str((await r.json())["job_id"])
-
-    async def job(self, job_id: str) -> dict[str, Any]:
-        async with self.http.get(f"{self.base}{API}/jobs/{job_id}") as r:
-            assert r.status == 200
-            return dict(await r.json())
+        super().__init__(tmp, usenet_section(proxy))
 
     async def until_ready(self, job_id: str) -> None:
         job: dict[str, Any] = {}
@@ -182,7 +120,7 @@ async def serve_stop_and_resume(
         app = Matinee(tmp_path, proxy)
         try:
             await app.start()
-            job_id = await app.submit(nzb)
+            job_id = await app.submit(nzb, "Movie.2020.nzb")
             async with asyncio.timeout(60):
                 await proxy.wait_down(int(STOP_AT * total))
             await app.stop(sig)
@@ -243,7 +181,8 @@ async def test_cli_download(inn2: Inn2Server, tmp_path: Path, sig: signal.Signal
     total = parse_nzb(nzb_path.read_bytes()).bytes
     out = tmp_path / "out"
     async with WireProxy(inn2.host, inn2.port, shape=LINE) as proxy:
-        config = write_config(tmp_path, proxy, free_port())
+        config = tmp_path / "config.toml"
+        config.write_text(usenet_section(proxy))
         argv = [
             sys.executable, "-m", "server", "download", str(nzb_path),
             "--out", str(out), "--config", str(config),

@@ -32,8 +32,9 @@ from tests.support.app import KEY
 from tests.support.capabilities import CHROMIUM_JSON
 from tests.support.fake_nntp import FakeNntpFactory, FakeNntpServer
 from tests.support.media import ReleaseClips, codecs_of
+from tests.support.ports import free_port
 from tests.support.programs import needs
-from tests.support.proxies import free_port, reverse_proxy
+from tests.support.proxies import reverse_proxy
 from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 
 BASE = "/matinee/"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.proxies import free_port
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "matinee.service"

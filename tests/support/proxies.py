@@ -7,23 +7,18 @@ import asyncio
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_SNIPPET = ROOT / "contrib" / "nginx" / "matinee.conf"
 CADDYFILE = ROOT / "contrib" / "caddy" / "Caddyfile"
 #: Where the shipped files say Matinee listens.
 SHIPPED_UPSTREAM = "127.0.0.1:8080"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _wait_listening(port: int, proc: asyncio.subprocess.Process, what: str) -> None:

@@ -28,15 +28,11 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
+from tests.support.ports import free_port
+
 ACCESS_KEY = "matinee-test-key"
 SECRET_KEY = "matinee-test-secret"
 REGION = "auto"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
