@@ -16,10 +16,8 @@ damaged gives the player an error in words instead of an endless spinner.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from playwright.async_api import BrowserContext, Page
@@ -32,6 +30,7 @@ from tests.support.playback import (
     Playing,
     StartPlaying,
     cookie_for,
+    until_player_state,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -64,25 +63,6 @@ ROWS = (
     Row("xvid-mp3.avi", "transcode", "→ H.264", ()),
     Row("hevc-aac.mp4", "transcode", "HEVC → H.264", ()),
 )
-
-
-async def state(page: Page) -> dict[str, Any]:
-    found = await page.evaluate(PLAYER_STATE)
-    assert found is not None, "no video#player on the page"
-    assert found["error"] is None, f"the video failed: {found}"
-    assert found["playerError"] is None, f"the player says: {found['playerError']}"
-    return dict(found)
-
-
-async def until_state(page: Page, cond: Any, what: str, within: float) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        found = await state(page)
-        if cond(found):
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"after {within} s, still not {what}: {json.dumps(found)}")
-        await asyncio.sleep(0.1)
 
 
 ACTIVE_CUES = """async (t) => {
@@ -119,7 +99,7 @@ async def test_release_plays_while_it_downloads(
     page = await open_player(browser_context, playing)
     t0 = time.monotonic()
 
-    played = await until_state(page, lambda s: s["currentTime"] >= 3, "past 3 s", 30)
+    played = await until_player_state(page, lambda s: s["currentTime"] >= 3, "past 3 s", 30)
     took = time.monotonic() - t0
     job = await playing.job()
     assert job["status"] == "downloading", (
@@ -139,7 +119,7 @@ async def test_release_plays_while_it_downloads(
             "(() => { const t = document.querySelector('video#player').textTracks[0];"
             " t.mode = 'showing'; })()"
         )
-        await until_state(page, lambda s: (s["tracks"][0]["cues"] or 0) > 0, "with cues", 10)
+        await until_player_state(page, lambda s: (s["tracks"][0]["cues"] or 0) > 0, "with cues", 10)
     if row.cue is not None:
         # The cues are on the film's clock: none between the first two, the second at its time.
         assert await cues_at(page, 2.5) == []
@@ -152,7 +132,7 @@ async def test_release_plays_while_it_downloads(
     target = 0.8 * played["duration"]
     sought = time.monotonic()
     await page.evaluate(f"document.querySelector('video#player').currentTime = {target}")
-    after = await until_state(
+    after = await until_player_state(
         page,
         lambda s: not s["seeking"] and s["currentTime"] > target + 0.5,
         "playing after the seek to 80 %",
@@ -177,7 +157,7 @@ async def test_a_missing_stretch_is_an_error_in_words(
     gone = parts[int(len(parts) * 0.7) : int(len(parts) * 0.95)]
     playing.nntp.missing.update(gone)
     page = await open_player(browser_context, playing)
-    await until_state(page, lambda s: s["currentTime"] >= 1, "playing", 30)
+    await until_player_state(page, lambda s: s["currentTime"] >= 1, "playing", 30)
     await page.evaluate("document.querySelector('video#player').currentTime = 24")
     deadline = time.monotonic() + 60
     while True:
@@ -201,15 +181,15 @@ async def test_the_chosen_languages_are_remembered(
     same page again) starts with them."""
     playing = await start_playing(playback_clips.path("h264-ac3-2srt.mkv"), 30.0)
     page = await open_player(browser_context, playing)
-    await until_state(page, lambda s: s["currentTime"] > 0.5, "playing", 30)
-    showing = await until_state(page, lambda s: len(s["tracks"]) == 2, "with its tracks", 5)
+    await until_player_state(page, lambda s: s["currentTime"] > 0.5, "playing", 30)
+    showing = await until_player_state(page, lambda s: len(s["tracks"]) == 2, "with its tracks", 5)
     assert [t["mode"] for t in showing["tracks"]] == ["showing", "disabled"]  # the default
     await page.select_option("#subtitle-track", "s3")
     await until_saved(playing, "ger")
     await page.reload()
-    again = await until_state(page, lambda s: len(s["tracks"]) == 2, "with its tracks", 30)
+    again = await until_player_state(page, lambda s: len(s["tracks"]) == 2, "with its tracks", 30)
     assert [t["mode"] for t in again["tracks"]] == ["disabled", "showing"]
-    await until_state(page, lambda s: (s["tracks"][1]["cues"] or 0) > 0, "German cues", 10)
+    await until_player_state(page, lambda s: (s["tracks"][1]["cues"] or 0) > 0, "German cues", 10)
     await page.select_option("#subtitle-track", "off")
     await until_saved(playing, "off")
 

@@ -7,17 +7,14 @@ Driven over Marionette (tests/support/firefox.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from tests.support.firefox import Firefox
 from tests.support.media import ReleaseClips
-from tests.support.playback import LISTEN, PLAYER_STATE, StartPlaying
+from tests.support.playback import LISTEN, StartPlaying, until_player_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,25 +35,6 @@ ROWS = (
 )
 
 
-async def state(firefox: Firefox) -> dict[str, Any]:
-    found = await firefox.evaluate(PLAYER_STATE)
-    assert found is not None, "no video#player on the page"
-    assert found["error"] is None, f"the video failed: {found}"
-    assert found["playerError"] is None, f"the player says: {found['playerError']}"
-    return dict(found)
-
-
-async def until_state(firefox: Firefox, cond: Any, what: str, within: float) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        found = await state(firefox)
-        if cond(found):
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"after {within} s, still not {what}: {json.dumps(found)}")
-        await asyncio.sleep(0.1)
-
-
 @pytest.mark.parametrize("row", ROWS, ids=[r.clip for r in ROWS])
 async def test_release_plays_with_sound_in_firefox(
     start_playing: StartPlaying, firefox: Firefox, playback_clips: ReleaseClips, row: Row
@@ -67,7 +45,7 @@ async def test_release_plays_with_sound_in_firefox(
     await firefox.navigate(playing.player_url)
     assert await firefox.evaluate(LISTEN)
 
-    played = await until_state(
+    played = await until_player_state(
         firefox, lambda s: s["currentTime"] >= 3 and (s["heard"] or 0) >= HEARD, "heard at 3 s", 30
     )
     assert (await playing.job())["status"] == "downloading"
@@ -78,7 +56,7 @@ async def test_release_plays_with_sound_in_firefox(
     target = 0.8 * played["duration"]
     sought = time.monotonic()
     await firefox.evaluate(f"document.querySelector('video#player').currentTime = {target}")
-    after = await until_state(
+    after = await until_player_state(
         firefox,
         lambda s: not s["seeking"] and s["currentTime"] > target + 0.5,
         "playing after the seek to 80 %",

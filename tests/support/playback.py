@@ -9,11 +9,13 @@ below is plain DOM, the same in both.
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import pytest
@@ -192,6 +194,36 @@ PLAYER_STATE = """(() => {
           plan: (document.getElementById('plan') || {}).textContent || null,
           tracks};
 })()"""
+
+
+class Evaluates(Protocol):
+    """A page of a browser a test drives (Playwright's Page, tests.support.firefox)."""
+
+    async def evaluate(self, expression: str) -> Any: ...
+
+
+async def player_state(page: Evaluates) -> dict[str, Any]:
+    """PLAYER_STATE, failing at once on an error of the video or the player."""
+    found = await page.evaluate(PLAYER_STATE)
+    assert found is not None, "no video#player on the page"
+    assert found["error"] is None, f"the video failed: {found}"
+    assert found["playerError"] is None, f"the player says: {found['playerError']}"
+    return dict(found)
+
+
+async def until_player_state(
+    page: Evaluates, cond: Callable[[dict[str, Any]], bool], what: str, within: float
+) -> dict[str, Any]:
+    """The player's state once ``cond`` holds for it; says ``what`` it is not after ``within``."""
+    deadline = time.monotonic() + within
+    while True:
+        found = await player_state(page)
+        if cond(found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"after {within} s, still not {what}: {json.dumps(found)}")
+        await asyncio.sleep(0.1)
+
 
 # An AnalyserNode on the video's sound: window.__heard becomes the loudest level seen in the
 # band of the clips' test tone (440 Hz), 0..255. Hearing it proves sound was decoded in any
