@@ -26,10 +26,9 @@ from tests.support.app import (
     until,
     wait_for,
 )
-from tests.support.fake_newznab import FakeNewznabFactory
 from tests.support.fake_nntp import FakeNntpFactory
-from tests.support.fake_tmdb import THE_MATRIX, TOKEN, FakeTmdbFactory
-from tests.support.world import MATRIX_RELEASES, World
+from tests.support.fake_tmdb import THE_MATRIX
+from tests.support.world import StartWorld
 from tests.support.yenc import NzbEntry, articles_for_bytes, build_nzb
 
 StartApp = Callable[[Settings], Awaitable[Client]]
@@ -113,24 +112,8 @@ async def test_an_archive_that_would_not_fit_extracted_fails_before_it_is_unpack
     assert not (downloads / job_id / "files" / ".extracted").exists()
 
 
-async def test_a_watch_without_room_fails_with_storage_error(
-    fake_tmdb: FakeTmdbFactory,
-    fake_newznab: FakeNewznabFactory,
-    fake_nntp: FakeNntpFactory,
-    start_app: StartApp,
-    tmp_path: Path,
-) -> None:
-    tmdb = await fake_tmdb(token=TOKEN)
-    geek = await fake_newznab(name="geek", apikey="g" * 32, releases=MATRIX_RELEASES)
-    nntp = await fake_nntp()
-    settings = settings_for(
-        tmp_path,
-        nntp,
-        tmdb={"token": TOKEN, "base_url": tmdb.url, "image_base_url": tmdb.image_url},
-        indexers=[{"name": "geek", "url": geek.url, "api_key": "g" * 32}],
-        downloads={"max_disk_gb": 0.0001},  # 100 kB for all downloads
-    )
-    world = World(await start_app(settings), tmdb, geek, nntp)
+async def test_a_watch_without_room_fails_with_storage_error(start_world: StartWorld) -> None:
+    world = await start_world(downloads={"max_disk_gb": 0.0001})  # 100 kB for all downloads
     world.post("The.Matrix.1999.1080p.BluRay.x264-AMIABLE", size=300_000)
     status, body = await world.post_json(f"/movies/{THE_MATRIX}/fetch", {"mode": "auto"})
     assert status == 202, body
@@ -144,4 +127,4 @@ async def test_a_watch_without_room_fails_with_storage_error(
     assert j["error_code"] == "STORAGE_ERROR"
     assert "at most 0.0001 GB for downloads" in j["error_message"]
     # Nothing was asked of the Usenet server (it may have been logged in to early).
-    assert not [c for _, c in nntp.commands if c.split()[0] in ("BODY", "ARTICLE", "STAT")]
+    assert not [c for _, c in world.nntp.commands if c.split()[0] in ("BODY", "ARTICLE", "STAT")]

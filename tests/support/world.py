@@ -58,21 +58,35 @@ class World:
         return resp.status, await resp.json()
 
 
+StartWorld = Callable[..., Awaitable[World]]
+
+
 @pytest.fixture
-async def world(
+async def start_world(
     fake_tmdb: FakeTmdbFactory,
     fake_newznab: FakeNewznabFactory,
     fake_nntp: FakeNntpFactory,
     start_app: Callable[[Settings], Awaitable[Client]],
     tmp_path: Path,
-) -> World:
-    tmdb = await fake_tmdb(token=TOKEN)
-    geek = await fake_newznab(name="geek", apikey="g" * 32, releases=MATRIX_RELEASES)
-    nntp = await fake_nntp()
-    settings = settings_for(
-        tmp_path,
-        nntp,
-        tmdb={"token": TOKEN, "base_url": tmdb.url, "image_base_url": tmdb.image_url},
-        indexers=[{"name": "geek", "url": geek.url, "api_key": "g" * 32}],
-    )
-    return World(await start_app(settings), tmdb, geek, nntp)
+) -> StartWorld:
+    """A world whose app has these config sections besides TMDB, the indexer and Usenet."""
+
+    async def start(**sections: Any) -> World:
+        tmdb = await fake_tmdb(token=TOKEN)
+        geek = await fake_newznab(name="geek", apikey="g" * 32, releases=MATRIX_RELEASES)
+        nntp = await fake_nntp()
+        settings = settings_for(
+            tmp_path,
+            nntp,
+            tmdb={"token": TOKEN, "base_url": tmdb.url, "image_base_url": tmdb.image_url},
+            indexers=[{"name": "geek", "url": geek.url, "api_key": "g" * 32}],
+            **sections,
+        )
+        return World(await start_app(settings), tmdb, geek, nntp)
+
+    return start
+
+
+@pytest.fixture
+async def world(start_world: StartWorld) -> World:
+    return await start_world()
