@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,6 +189,18 @@ def stop_process(proc: subprocess.Popen[bytes], *, timeout: float, group: bool) 
         proc.wait()
 
 
+def stop_asking(proc: subprocess.Popen[bytes], ask: Callable[[], object], *, wait: float) -> None:
+    """Ask `proc` to stop its own way (`ask`: a signal, an API call; its errors are its own
+    to swallow) and give it `wait` s; then SIGTERM and SIGKILL to its whole group."""
+    if proc.poll() is not None:
+        return
+    ask()
+    try:
+        proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        stop_process(proc, timeout=5, group=True)
+
+
 def rm(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
@@ -263,14 +275,8 @@ class Inn2:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(45)
-            except subprocess.TimeoutExpired:
-                # Its watchdog takes the daemons down when the serving process dies.
-                stop_process(proc, timeout=5, group=True)
+        # Its watchdog takes the daemons down when the serving process dies.
+        stop_asking(proc, proc.terminate, wait=45)
         if proc.stdout is not None:
             proc.stdout.close()
 

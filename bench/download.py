@@ -64,6 +64,7 @@ from common import (
     proc_status_kib,
     rm,
     sha256_file,
+    stop_asking,
     stop_process,
     workspace,
 )
@@ -326,13 +327,11 @@ class NzbGet:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            with contextlib.suppress(OSError, BenchError, ValueError):
-                self.rpc("shutdown", timeout=5)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                stop_process(proc, timeout=5, group=True)
+        stop_asking(proc, self._ask_shutdown, wait=15)
+
+    def _ask_shutdown(self) -> None:
+        with contextlib.suppress(OSError, BenchError, ValueError):
+            self.rpc("shutdown", timeout=5)
 
 
 # -- Matinee ------------------------------------------------------------------------------

@@ -59,7 +59,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -88,7 +87,7 @@ from common import (
     read_json_line,
     rm,
     sha256_file,
-    stop_process,
+    stop_asking,
     workspace,
 )
 from download import NZBGET, NzbGet, Run, matinee_download
@@ -174,12 +173,7 @@ class LineProxy:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            stop_process(proc, timeout=5, group=True)
+        stop_asking(proc, proc.terminate, wait=10)
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -358,14 +352,12 @@ class Sabnzbd:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            # It may close the connection before its answer is complete.
-            with contextlib.suppress(OSError, BenchError, ValueError, http.client.HTTPException):
-                self.api("shutdown")
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                stop_process(proc, timeout=5, group=True)
+        stop_asking(proc, self._ask_shutdown, wait=20)
+
+    def _ask_shutdown(self) -> None:
+        # It may close the connection before its answer is complete.
+        with contextlib.suppress(OSError, BenchError, ValueError, http.client.HTTPException):
+            self.api("shutdown")
 
 
 def _verify(path: Path, post: Post) -> bool:
